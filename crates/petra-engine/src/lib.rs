@@ -19,14 +19,14 @@
 pub mod block;
 pub mod graph;
 pub mod registry;
-// mod scan;
+mod scan;
 
 pub use block::{
     Block, BlockType, BuildCtx, BuildResult, Io, MAX_VARIADIC, ParamSpec, ParamType, ParamValue,
     Params, PortSpec, PortType, ResolvedPort, Src,
 };
 pub use registry::Registry;
-// pub use scan::{Engine, EngineHandle, Stats, TaskStats};
+pub use scan::{Engine, EngineHandle, Histograms, Percentiles, Stats, TaskSnapshot, TaskStats};
 
 use petra_core::{SignalId, Value};
 use std::time::Duration;

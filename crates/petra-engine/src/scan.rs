@@ -1,0 +1,649 @@
+//! The scheduler, the process image and the scan thread.
+//!
+//! [`Engine`] is the whole scan logic as a plain struct: [`Engine::run_due`] runs every task
+//! whose deadline has come, [`Engine::run_until`] drives it through virtual time. Nothing here
+//! sleeps on its own or reads a clock other than the injected one, which is what makes the
+//! engine testable in virtual time. [`Engine::spawn`] moves it onto its dedicated OS thread.
+//!
+//! Scheduling: task *k* runs at `origin + n × period`. When several are due, the one with the
+//! highest priority runs first (ties: earliest deadline, then declaration order). A task that
+//! is late by one period or more runs once, at the latest grid point that has passed, and every
+//! grid point it skipped is counted as an overrun — no burst of catch-up scans.
+//!
+//! Watchdog: a scan that runs longer than its task's watchdog time has its outputs discarded and
+//! the declared safe values (quality `bad(watchdog)`) written instead. When the engine runs on
+//! its thread, a monitor thread does that *while* the scan is still hung; in virtual time the
+//! check happens when the scan ends. The task recovers by itself: the next scan that finishes in
+//! time commits its outputs again.
+
+use crate::block::{Block, Io, Src};
+use crate::graph::{Node, execution_order};
+use crate::{EngineError, Input, Program};
+use hdrhistogram::Histogram;
+use petra_core::{BadReason, Bus, Clock, MonoTime, Quality, SignalId, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+const MIN_PERIOD: Duration = Duration::from_millis(1);
+const MAX_PERIOD: Duration = Duration::from_secs(3600);
+/// How often the scan thread folds its private histograms into the shared ones.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// Longest single sleep of the scan thread, so a stop request is seen promptly.
+const MAX_SLEEP: Duration = Duration::from_millis(20);
+const IDLE: usize = usize::MAX;
+
+fn new_histogram() -> Histogram<u64> {
+    // Nanoseconds from 1 ns to 1 h at 3 significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Percentiles of a histogram, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// Scan and jitter histograms of one task (nanoseconds).
+pub struct Histograms {
+    pub scan: Histogram<u64>,
+    pub jitter: Histogram<u64>,
+}
+
+impl Histograms {
+    fn new() -> Histograms {
+        Histograms {
+            scan: new_histogram(),
+            jitter: new_histogram(),
+        }
+    }
+
+    fn percentiles(h: &Histogram<u64>) -> Percentiles {
+        Percentiles {
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
+/// Live statistics of one task; readable from any thread.
+pub struct TaskStats {
+    pub name: String,
+    pub period: Duration,
+    pub priority: i32,
+    scans: AtomicU64,
+    overruns: AtomicU64,
+    watchdog_trips: AtomicU64,
+    last_scan_ns: AtomicU64,
+    hist: Mutex<Histograms>,
+}
+
+/// A consistent copy of a task's statistics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskSnapshot {
+    pub name: String,
+    pub scans: u64,
+    pub overruns: u64,
+    pub watchdog_trips: u64,
+    pub last_scan: Duration,
+    pub scan: Percentiles,
+    pub jitter: Percentiles,
+}
+
+impl TaskStats {
+    pub fn scans(&self) -> u64 {
+        self.scans.load(Ordering::Relaxed)
+    }
+
+    pub fn overruns(&self) -> u64 {
+        self.overruns.load(Ordering::Relaxed)
+    }
+
+    pub fn watchdog_trips(&self) -> u64 {
+        self.watchdog_trips.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the histograms (published at most 250 ms ago; see `PUBLISH_EVERY`).
+    pub fn with_histograms<R>(&self, f: impl FnOnce(&Histograms) -> R) -> R {
+        f(&self.hist.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn snapshot(&self) -> TaskSnapshot {
+        let (scan, jitter) = self.with_histograms(|h| {
+            (
+                Histograms::percentiles(&h.scan),
+                Histograms::percentiles(&h.jitter),
+            )
+        });
+        TaskSnapshot {
+            name: self.name.clone(),
+            scans: self.scans(),
+            overruns: self.overruns(),
+            watchdog_trips: self.watchdog_trips(),
+            last_scan: Duration::from_nanos(self.last_scan_ns.load(Ordering::Relaxed)),
+            scan,
+            jitter,
+        }
+    }
+}
+
+/// Statistics of every task, shared with whoever reports them.
+pub struct Stats {
+    pub tasks: Vec<TaskStats>,
+}
+
+struct RtBlock {
+    name: String,
+    block: Box<dyn Block>,
+    inputs: Vec<Src>,
+    /// Image slots of wired inputs, for the quality check.
+    input_slots: Vec<u32>,
+    outputs: Vec<Option<u32>>,
+    output_slots: Vec<u32>,
+}
+
+struct Task {
+    period: Duration,
+    priority: i32,
+    watchdog: Option<Duration>,
+    blocks: Vec<RtBlock>,
+    image: Vec<Value>,
+    quality: Vec<Quality>,
+    /// Signals copied from the bus into the image at task start.
+    latch: Vec<(u32, SignalId)>,
+    /// Signals committed from the image to the bus at task end.
+    commit: Vec<(u32, SignalId)>,
+    safe: Vec<(SignalId, Value)>,
+    next: MonoTime,
+    last: Option<MonoTime>,
+    local: Histograms,
+}
+
+/// State shared between the scan thread and the watchdog monitor.
+struct Watch {
+    current: AtomicUsize,
+    started: AtomicU64,
+    tripped: Vec<AtomicBool>,
+}
+
+/// The scan engine. See the module documentation.
+pub struct Engine {
+    bus: Arc<Bus>,
+    clock: Arc<dyn Clock>,
+    tasks: Vec<Task>,
+    stats: Arc<Stats>,
+    watch: Arc<Watch>,
+    last_publish: MonoTime,
+}
+
+impl Engine {
+    /// Prepares a program: orders each task's blocks, lays out the process images, and checks
+    /// that every signal has at most one writing block. Tasks start at the clock's current time.
+    pub fn new(program: Program, bus: Arc<Bus>, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+        if program.tasks.is_empty() {
+            return Err(EngineError::NoTasks);
+        }
+        let mut writers: HashMap<SignalId, String> = HashMap::new();
+        for t in &program.tasks {
+            for b in &t.blocks {
+                for id in b.outputs.iter().flatten() {
+                    if let Some(first) = writers.insert(*id, b.name.clone()) {
+                        return Err(EngineError::MultipleWriters {
+                            signal: *id,
+                            blocks: vec![first, b.name.clone()],
+                        });
+                    }
+                }
+            }
+        }
+        let safe: HashMap<SignalId, Value> = program.safe_values.into_iter().collect();
+        let now = clock.mono();
+        let mut tasks = Vec::new();
+        let mut stats = Vec::new();
+        for spec in program.tasks {
+            if spec.period < MIN_PERIOD || spec.period > MAX_PERIOD {
+                return Err(EngineError::BadPeriod {
+                    task: spec.name,
+                    period: spec.period,
+                });
+            }
+            let reads: Vec<Vec<SignalId>> = spec
+                .blocks
+                .iter()
+                .map(|b| {
+                    b.inputs
+                        .iter()
+                        .filter_map(|i| match i {
+                            Input::Signal(id) => Some(*id),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .collect();
+            let writes: Vec<Vec<SignalId>> = spec
+                .blocks
+                .iter()
+                .map(|b| b.outputs.iter().flatten().copied().collect())
+                .collect();
+            let nodes: Vec<Node<'_>> = reads
+                .iter()
+                .zip(&writes)
+                .map(|(r, w)| Node { reads: r, writes: w })
+                .collect();
+            let order = execution_order(&nodes).map_err(|cycle| EngineError::Cycle {
+                task: spec.name.clone(),
+                blocks: cycle.iter().map(|i| spec.blocks[*i].name.clone()).collect(),
+            })?;
+
+            // Lay out the image: one slot per signal the task touches.
+            let mut slot_of: HashMap<SignalId, u32> = HashMap::new();
+            let mut image = Vec::new();
+            let mut quality = Vec::new();
+            let mut slot = |id: SignalId| -> Result<u32, EngineError> {
+                if let Some(s) = slot_of.get(&id) {
+                    return Ok(*s);
+                }
+                let sample = bus.read(id).ok_or(EngineError::UnknownSignal(id))?;
+                let s = image.len() as u32;
+                image.push(sample.value);
+                quality.push(sample.quality);
+                slot_of.insert(id, s);
+                Ok(s)
+            };
+            let written: std::collections::HashSet<SignalId> =
+                writes.iter().flatten().copied().collect();
+            let mut latch = Vec::new();
+            let mut commit = Vec::new();
+            let mut by_index: Vec<Option<RtBlock>> = Vec::new();
+            for b in spec.blocks {
+                let mut inputs = Vec::with_capacity(b.inputs.len());
+                let mut input_slots = Vec::new();
+                for i in b.inputs {
+                    inputs.push(match i {
+                        Input::Signal(id) => {
+                            let s = slot(id)?;
+                            if !written.contains(&id) && !latch.iter().any(|(_, l)| *l == id) {
+                                latch.push((s, id));
+                            }
+                            input_slots.push(s);
+                            Src::Slot(s)
+                        }
+                        Input::Const(v) => Src::Const(v),
+                        Input::Open => Src::Open,
+                    });
+                }
+                let mut outputs = Vec::with_capacity(b.outputs.len());
+                let mut output_slots = Vec::new();
+                for o in b.outputs {
+                    outputs.push(match o {
+                        Some(id) => {
+                            let s = slot(id)?;
+                            commit.push((s, id));
+                            output_slots.push(s);
+                            Some(s)
+                        }
+                        None => None,
+                    });
+                }
+                by_index.push(Some(RtBlock {
+                    name: b.name,
+                    block: b.block,
+                    inputs,
+                    input_slots,
+                    outputs,
+                    output_slots,
+                }));
+            }
+            let blocks = order
+                .into_iter()
+                .map(|i| by_index[i].take().expect("each block ordered once"))
+                .collect();
+            let task_safe = commit
+                .iter()
+                .filter_map(|(_, id)| safe.get(id).map(|v| (*id, v.clone())))
+                .collect();
+            stats.push(TaskStats {
+                name: spec.name,
+                period: spec.period,
+                priority: spec.priority,
+                scans: AtomicU64::new(0),
+                overruns: AtomicU64::new(0),
+                watchdog_trips: AtomicU64::new(0),
+                last_scan_ns: AtomicU64::new(0),
+                hist: Mutex::new(Histograms::new()),
+            });
+            tasks.push(Task {
+                period: spec.period,
+                priority: spec.priority,
+                watchdog: spec.watchdog,
+                blocks,
+                image,
+                quality,
+                latch,
+                commit,
+                safe: task_safe,
+                next: now,
+                last: None,
+                local: Histograms::new(),
+            });
+        }
+        let watch = Arc::new(Watch {
+            current: AtomicUsize::new(IDLE),
+            started: AtomicU64::new(0),
+            tripped: tasks.iter().map(|_| AtomicBool::new(false)).collect(),
+        });
+        Ok(Engine {
+            bus,
+            clock,
+            tasks,
+            stats: Arc::new(Stats { tasks: stats }),
+            watch,
+            last_publish: now,
+        })
+    }
+
+    /// The statistics, shared.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Execution order of a task's blocks, by name.
+    pub fn block_order(&self, task: usize) -> Vec<&str> {
+        self.tasks
+            .get(task)
+            .map(|t| t.blocks.iter().map(|b| b.name.as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The earliest deadline of any task.
+    pub fn next_deadline(&self) -> MonoTime {
+        self.tasks.iter().map(|t| t.next).min().unwrap_or(MonoTime::ZERO)
+    }
+
+    /// Moves every task's first deadline to `t` (used when the scan thread starts).
+    fn restart_at(&mut self, t: MonoTime) {
+        for task in &mut self.tasks {
+            task.next = t;
+            task.last = None;
+        }
+        self.last_publish = t;
+    }
+
+    /// Runs, in priority order, every task whose deadline is at or before the clock's time.
+    /// Returns the next deadline.
+    pub fn run_due(&mut self) -> MonoTime {
+        let mut now = self.clock.mono();
+        while let Some(k) = self.pick_due(now) {
+            self.run_task(k, now);
+            now = self.clock.mono();
+        }
+        if now.saturating_sub(self.last_publish) >= PUBLISH_EVERY {
+            self.publish();
+            self.last_publish = now;
+        }
+        self.next_deadline()
+    }
+
+    /// Virtual time: runs every scan due up to and including `t`, moving the clock from
+    /// deadline to deadline, and leaves the clock at `t`.
+    pub fn run_until(&mut self, t: MonoTime) {
+        loop {
+            let d = self.next_deadline();
+            if d > t {
+                break;
+            }
+            self.clock.sleep_until(d);
+            self.run_due();
+        }
+        self.clock.sleep_until(t);
+        self.publish();
+    }
+
+    /// Runs one scan of every task now, in priority order (the last scan at shutdown).
+    pub fn run_final(&mut self) {
+        let mut order: Vec<usize> = (0..self.tasks.len()).collect();
+        order.sort_by_key(|k| std::cmp::Reverse(self.tasks[*k].priority));
+        for k in order {
+            let now = self.clock.mono();
+            self.tasks[k].next = now;
+            self.run_task(k, now);
+        }
+        self.publish();
+    }
+
+    fn pick_due(&self, now: MonoTime) -> Option<usize> {
+        self.tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.next <= now)
+            .min_by_key(|(k, t)| (std::cmp::Reverse(t.priority), t.next, *k))
+            .map(|(k, _)| k)
+    }
+
+    fn run_task(&mut self, k: usize, now: MonoTime) {
+        let task = &mut self.tasks[k];
+        let stats = &self.stats.tasks[k];
+        // Late by a period or more: run once at the latest grid point, count the skipped ones.
+        let period = task.period.as_nanos() as u64;
+        let late = now.nanos().saturating_sub(task.next.nanos());
+        if late >= period {
+            let skipped = late / period;
+            task.next = MonoTime::from_nanos(task.next.nanos() + skipped * period);
+            stats.overruns.fetch_add(skipped, Ordering::Relaxed);
+        }
+        let scheduled = task.next;
+        let start = self.clock.mono();
+        let wall = self.clock.wall();
+        self.watch.started.store(start.nanos(), Ordering::Relaxed);
+        self.watch.current.store(k, Ordering::Release);
+
+        // Inputs: latch the bus into the image.
+        for (s, id) in &task.latch {
+            if let Some(sample) = self.bus.read(*id) {
+                task.image[*s as usize] = sample.value;
+                task.quality[*s as usize] = sample.quality;
+            }
+        }
+        let dt = match task.last {
+            Some(last) => scheduled.saturating_sub(last),
+            None => task.period,
+        };
+        let first_scan = task.last.is_none();
+        for b in &mut task.blocks {
+            let worst = b
+                .input_slots
+                .iter()
+                .fold(Quality::Good, |q, s| q.worst(task.quality[*s as usize]));
+            let out_q = if worst.is_bad() {
+                Quality::Bad(BadReason::InputBad)
+            } else {
+                let mut io = Io {
+                    image: &mut task.image,
+                    inputs: &b.inputs,
+                    outputs: &b.outputs,
+                    now: scheduled,
+                    dt,
+                    first_scan,
+                };
+                b.block.execute(&mut io);
+                worst
+            };
+            for s in &b.output_slots {
+                task.quality[*s as usize] = out_q;
+            }
+        }
+
+        let end = self.clock.mono();
+        self.watch.current.store(IDLE, Ordering::Release);
+        let elapsed = end.saturating_sub(start);
+        let overran_watchdog = task.watchdog.is_some_and(|w| elapsed > w);
+        if overran_watchdog {
+            if !self.watch.tripped[k].swap(true, Ordering::AcqRel) {
+                drive_safe(&self.bus, &task.safe, self.clock.wall());
+                stats.watchdog_trips.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(task = %stats.name, elapsed_ms = elapsed.as_secs_f64() * 1e3,
+                    "task exceeded its watchdog; outputs driven to their safe values");
+            }
+        } else if self.watch.tripped[k].load(Ordering::Acquire) {
+            // The monitor may have tripped this very scan while it ran; a scan that finished in
+            // time clears the trip only if it really was within the watchdog.
+            self.watch.tripped[k].store(false, Ordering::Release);
+            tracing::warn!(task = %stats.name, "task back within its watchdog; outputs resumed");
+        }
+        if !self.watch.tripped[k].load(Ordering::Acquire) {
+            // Outputs: committed once, all with the scan's timestamp.
+            for (s, id) in &task.commit {
+                let v = task.image[*s as usize].clone();
+                // Cannot fail: the image is laid out from the bus and `Io::set` keeps types.
+                let _ = self.bus.write(*id, v, task.quality[*s as usize], wall);
+            }
+        }
+
+        let jitter = start.nanos().abs_diff(scheduled.nanos());
+        task.local.scan.saturating_record(elapsed.as_nanos().max(1) as u64);
+        task.local.jitter.saturating_record(jitter.max(1));
+        stats.scans.fetch_add(1, Ordering::Relaxed);
+        stats
+            .last_scan_ns
+            .store(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        task.last = Some(scheduled);
+        task.next = MonoTime::from_nanos(scheduled.nanos() + period);
+    }
+
+    /// Folds the private histograms into the shared ones.
+    fn publish(&mut self) {
+        for (task, stats) in self.tasks.iter_mut().zip(&self.stats.tasks) {
+            if task.local.scan.is_empty() {
+                continue;
+            }
+            // Never wait for a reader: if one holds the lock, publish next time.
+            if let Ok(mut shared) = stats.hist.try_lock() {
+                let _ = shared.scan.add(&task.local.scan);
+                let _ = shared.jitter.add(&task.local.jitter);
+                task.local.scan.reset();
+                task.local.jitter.reset();
+            }
+        }
+    }
+
+    /// Moves the engine onto its dedicated OS thread (`petra-scan`). `on_start` runs first on
+    /// that thread (the binary uses it for real-time priority and CPU pinning). Tasks start at
+    /// the moment the thread starts. With a watchdog on any task, a `petra-watchdog` thread
+    /// monitors hung scans.
+    pub fn spawn(mut self, on_start: Box<dyn FnOnce() + Send>) -> Result<EngineHandle, EngineError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = self.stats.clone();
+        let monitor = self.spawn_monitor(stop.clone())?;
+        let thread_stop = stop.clone();
+        let join = std::thread::Builder::new()
+            .name("petra-scan".into())
+            .spawn(move || {
+                on_start();
+                let start = self.clock.mono();
+                self.restart_at(start);
+                while !thread_stop.load(Ordering::Acquire) {
+                    let deadline = self.run_due();
+                    let now = self.clock.mono();
+                    if deadline > now {
+                        let wake = deadline.min(now.add(MAX_SLEEP));
+                        self.clock.sleep_until(wake);
+                    }
+                }
+                self.run_final();
+            })
+            .map_err(|e| EngineError::Thread(e.to_string()))?;
+        Ok(EngineHandle {
+            stop,
+            join: Some(join),
+            monitor,
+            stats,
+        })
+    }
+
+    fn spawn_monitor(&self, stop: Arc<AtomicBool>) -> Result<Option<JoinHandle<()>>, EngineError> {
+        let limits: Vec<Option<Duration>> = self.tasks.iter().map(|t| t.watchdog).collect();
+        let Some(shortest) = limits.iter().flatten().min().copied() else {
+            return Ok(None);
+        };
+        let tick = (shortest / 10).clamp(Duration::from_micros(500), Duration::from_millis(50));
+        let safe: Vec<Vec<(SignalId, Value)>> = self.tasks.iter().map(|t| t.safe.clone()).collect();
+        let (watch, bus, clock, stats) = (
+            self.watch.clone(),
+            self.bus.clone(),
+            self.clock.clone(),
+            self.stats.clone(),
+        );
+        std::thread::Builder::new()
+            .name("petra-watchdog".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(tick);
+                    let k = watch.current.load(Ordering::Acquire);
+                    let Some(limit) = limits.get(k).copied().flatten() else {
+                        continue;
+                    };
+                    let started = MonoTime::from_nanos(watch.started.load(Ordering::Relaxed));
+                    if clock.mono().saturating_sub(started) > limit
+                        && watch.current.load(Ordering::Acquire) == k
+                        && !watch.tripped[k].swap(true, Ordering::AcqRel)
+                    {
+                        drive_safe(&bus, &safe[k], clock.wall());
+                        stats.tasks[k].watchdog_trips.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(task = %stats.tasks[k].name,
+                            "task is hung past its watchdog; outputs driven to their safe values");
+                    }
+                }
+            })
+            .map(Some)
+            .map_err(|e| EngineError::Thread(e.to_string()))
+    }
+}
+
+fn drive_safe(bus: &Bus, safe: &[(SignalId, Value)], ts: petra_core::Timestamp) {
+    for (id, v) in safe {
+        let _ = bus.write(*id, v.clone(), Quality::Bad(BadReason::Watchdog), ts);
+    }
+}
+
+/// The running engine on its thread.
+pub struct EngineHandle {
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+    monitor: Option<JoinHandle<()>>,
+    stats: Arc<Stats>,
+}
+
+impl EngineHandle {
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Stops the scan thread after one last scan of every task, and waits for it.
+    pub fn stop(mut self) -> Result<(), EngineError> {
+        self.stop.store(true, Ordering::Release);
+        let mut result = Ok(());
+        for j in [self.join.take(), self.monitor.take()].into_iter().flatten() {
+            if j.join().is_err() {
+                result = Err(EngineError::Thread("the scan thread panicked".into()));
+            }
+        }
+        result
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for j in [self.join.take(), self.monitor.take()].into_iter().flatten() {
+            let _ = j.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
