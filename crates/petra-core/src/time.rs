@@ -70,8 +70,11 @@ impl MonoTime {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 
-    pub fn add(self, d: Duration) -> MonoTime {
-        MonoTime(self.0.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
+    pub fn saturating_add(self, d: Duration) -> MonoTime {
+        MonoTime(
+            self.0
+                .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64),
+        )
     }
 }
 
@@ -91,7 +94,12 @@ mod tests {
     fn mono_arithmetic_saturates() {
         let a = MonoTime::from_nanos(10);
         assert_eq!(a.saturating_sub(MonoTime::from_nanos(20)), Duration::ZERO);
-        assert_eq!(a.add(Duration::from_nanos(5)).nanos(), 15);
-        assert_eq!(MonoTime::from_nanos(u64::MAX).add(Duration::from_secs(1)).nanos(), u64::MAX);
+        assert_eq!(a.saturating_add(Duration::from_nanos(5)).nanos(), 15);
+        assert_eq!(
+            MonoTime::from_nanos(u64::MAX)
+                .saturating_add(Duration::from_secs(1))
+                .nanos(),
+            u64::MAX
+        );
     }
 }

@@ -175,7 +175,12 @@ mod tests {
 
     #[test]
     fn types_round_trip_through_names() {
-        for t in [ValueType::Bool, ValueType::Int, ValueType::Float, ValueType::String] {
+        for t in [
+            ValueType::Bool,
+            ValueType::Int,
+            ValueType::Float,
+            ValueType::String,
+        ] {
             assert_eq!(ValueType::parse(t.name()), Some(t));
             assert_eq!(t.zero().value_type(), t);
         }

@@ -321,7 +321,11 @@ impl<'a> Io<'a> {
             if slot.value_type() == v.value_type() {
                 *slot = v;
             } else {
-                debug_assert!(false, "block wrote {v:?} into a {} output", slot.value_type());
+                debug_assert!(
+                    false,
+                    "block wrote {v:?} into a {} output",
+                    slot.value_type()
+                );
             }
         }
     }

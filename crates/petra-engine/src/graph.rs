@@ -27,7 +27,11 @@ pub fn execution_order(nodes: &[Node<'_>]) -> Result<Vec<usize>, Vec<usize>> {
     let mut succ: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
     let mut indeg = vec![0usize; nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
-        let mut preds: Vec<usize> = n.reads.iter().filter_map(|r| writer.get(r).copied()).collect();
+        let mut preds: Vec<usize> = n
+            .reads
+            .iter()
+            .filter_map(|r| writer.get(r).copied())
+            .collect();
         preds.sort_unstable();
         preds.dedup();
         for p in preds {
@@ -105,9 +109,18 @@ mod tests {
         let (r1, w1) = (ids(&[]), ids(&[3]));
         let (r2, w2) = (ids(&[0]), ids(&[1]));
         let nodes = [
-            Node { reads: &r0, writes: &w0 },
-            Node { reads: &r1, writes: &w1 },
-            Node { reads: &r2, writes: &w2 },
+            Node {
+                reads: &r0,
+                writes: &w0,
+            },
+            Node {
+                reads: &r1,
+                writes: &w1,
+            },
+            Node {
+                reads: &r2,
+                writes: &w2,
+            },
         ];
         assert_eq!(execution_order(&nodes), Ok(vec![1, 2, 0]));
     }
@@ -120,10 +133,22 @@ mod tests {
         let (r2, w2) = (ids(&[11]), ids(&[12]));
         let (r3, w3) = (ids(&[12]), ids(&[13]));
         let nodes = [
-            Node { reads: &r0, writes: &w0 },
-            Node { reads: &r1, writes: &w1 },
-            Node { reads: &r2, writes: &w2 },
-            Node { reads: &r3, writes: &w3 },
+            Node {
+                reads: &r0,
+                writes: &w0,
+            },
+            Node {
+                reads: &r1,
+                writes: &w1,
+            },
+            Node {
+                reads: &r2,
+                writes: &w2,
+            },
+            Node {
+                reads: &r3,
+                writes: &w3,
+            },
         ];
         assert_eq!(execution_order(&nodes), Err(vec![0, 1, 2]));
     }
@@ -132,7 +157,10 @@ mod tests {
     fn a_block_reading_its_own_output_is_a_cycle() {
         let (r, w) = (ids(&[5]), ids(&[5]));
         assert_eq!(
-            execution_order(&[Node { reads: &r, writes: &w }]),
+            execution_order(&[Node {
+                reads: &r,
+                writes: &w
+            }]),
             Err(vec![0])
         );
     }

@@ -74,10 +74,15 @@ pub struct Program {
 pub enum EngineError {
     #[error("block type name `{0}` is taken or not upper case")]
     BlockTypeName(String),
-    #[error("blocks {blocks:?} in task `{task}` form a cycle; break it by moving one to another task")]
+    #[error(
+        "blocks {blocks:?} in task `{task}` form a cycle; break it by moving one to another task"
+    )]
     Cycle { task: String, blocks: Vec<String> },
     #[error("signal {signal} is written by more than one block: {blocks:?}")]
-    MultipleWriters { signal: SignalId, blocks: Vec<String> },
+    MultipleWriters {
+        signal: SignalId,
+        blocks: Vec<String>,
+    },
     #[error("signal {0} is used by a block but is not on the bus")]
     UnknownSignal(SignalId),
     #[error("task `{task}` has period {period:?}; periods must be between 1ms and 1h")]

@@ -184,7 +184,11 @@ pub struct Engine {
 impl Engine {
     /// Prepares a program: orders each task's blocks, lays out the process images, and checks
     /// that every signal has at most one writing block. Tasks start at the clock's current time.
-    pub fn new(program: Program, bus: Arc<Bus>, clock: Arc<dyn Clock>) -> Result<Engine, EngineError> {
+    pub fn new(
+        program: Program,
+        bus: Arc<Bus>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, EngineError> {
         if program.tasks.is_empty() {
             return Err(EngineError::NoTasks);
         }
@@ -233,7 +237,10 @@ impl Engine {
             let nodes: Vec<Node<'_>> = reads
                 .iter()
                 .zip(&writes)
-                .map(|(r, w)| Node { reads: r, writes: w })
+                .map(|(r, w)| Node {
+                    reads: r,
+                    writes: w,
+                })
                 .collect();
             let order = execution_order(&nodes).map_err(|cycle| EngineError::Cycle {
                 task: spec.name.clone(),
@@ -362,7 +369,11 @@ impl Engine {
 
     /// The earliest deadline of any task.
     pub fn next_deadline(&self) -> MonoTime {
-        self.tasks.iter().map(|t| t.next).min().unwrap_or(MonoTime::ZERO)
+        self.tasks
+            .iter()
+            .map(|t| t.next)
+            .min()
+            .unwrap_or(MonoTime::ZERO)
     }
 
     /// Moves every task's first deadline to `t` (used when the scan thread starts).
@@ -505,7 +516,9 @@ impl Engine {
         }
 
         let jitter = start.nanos().abs_diff(scheduled.nanos());
-        task.local.scan.saturating_record(elapsed.as_nanos().max(1) as u64);
+        task.local
+            .scan
+            .saturating_record(elapsed.as_nanos().max(1) as u64);
         task.local.jitter.saturating_record(jitter.max(1));
         stats.scans.fetch_add(1, Ordering::Relaxed);
         stats
@@ -535,7 +548,10 @@ impl Engine {
     /// that thread (the binary uses it for real-time priority and CPU pinning). Tasks start at
     /// the moment the thread starts. With a watchdog on any task, a `petra-watchdog` thread
     /// monitors hung scans.
-    pub fn spawn(mut self, on_start: Box<dyn FnOnce() + Send>) -> Result<EngineHandle, EngineError> {
+    pub fn spawn(
+        mut self,
+        on_start: Box<dyn FnOnce() + Send>,
+    ) -> Result<EngineHandle, EngineError> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = self.stats.clone();
         let monitor = self.spawn_monitor(stop.clone())?;
@@ -550,7 +566,7 @@ impl Engine {
                     let deadline = self.run_due();
                     let now = self.clock.mono();
                     if deadline > now {
-                        let wake = deadline.min(now.add(MAX_SLEEP));
+                        let wake = deadline.min(now.saturating_add(MAX_SLEEP));
                         self.clock.sleep_until(wake);
                     }
                 }
@@ -593,7 +609,9 @@ impl Engine {
                         && !watch.tripped[k].swap(true, Ordering::AcqRel)
                     {
                         drive_safe(&bus, &safe[k], clock.wall());
-                        stats.tasks[k].watchdog_trips.fetch_add(1, Ordering::Relaxed);
+                        stats.tasks[k]
+                            .watchdog_trips
+                            .fetch_add(1, Ordering::Relaxed);
                         tracing::error!(task = %stats.tasks[k].name,
                             "task is hung past its watchdog; outputs driven to their safe values");
                     }
@@ -627,7 +645,10 @@ impl EngineHandle {
     pub fn stop(mut self) -> Result<(), EngineError> {
         self.stop.store(true, Ordering::Release);
         let mut result = Ok(());
-        for j in [self.join.take(), self.monitor.take()].into_iter().flatten() {
+        for j in [self.join.take(), self.monitor.take()]
+            .into_iter()
+            .flatten()
+        {
             if j.join().is_err() {
                 result = Err(EngineError::Thread("the scan thread panicked".into()));
             }
@@ -639,7 +660,10 @@ impl EngineHandle {
 impl Drop for EngineHandle {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        for j in [self.join.take(), self.monitor.take()].into_iter().flatten() {
+        for j in [self.join.take(), self.monitor.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = j.join();
         }
     }

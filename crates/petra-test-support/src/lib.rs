@@ -57,7 +57,10 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         if f() {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(POLL);
     }
 }
@@ -86,7 +89,10 @@ impl Child {
         let out = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
-        for stream in [Box::new(stdout) as Box<dyn std::io::Read + Send>, Box::new(stderr)] {
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
             let out = out.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -185,7 +191,10 @@ impl Mosquitto {
         let name = format!("mosquitto on port {port}");
         wait_until(&name, DEFAULT_TIMEOUT, || {
             if let Ok(Some(s)) = m.process.child.try_wait() {
-                panic!("mosquitto exited with {s}: {}", m.process.output().join("\n"));
+                panic!(
+                    "mosquitto exited with {s}: {}",
+                    m.process.output().join("\n")
+                );
             }
             port_open(port)
         });
@@ -203,7 +212,10 @@ mod tests {
         assert!(!on_path("petra-no-such-peer"));
         let r = std::panic::catch_unwind(|| require("petra-no-such-peer", "apt-get install -y x"));
         let msg = *r.unwrap_err().downcast::<String>().unwrap();
-        assert!(msg.contains("apt-get install -y x") && msg.contains("scripts/test"), "{msg}");
+        assert!(
+            msg.contains("apt-get install -y x") && msg.contains("scripts/test"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -219,8 +231,10 @@ mod tests {
         // MQTT 3.1.1 CONNECT with client id "t"; the broker must answer CONNACK accepted.
         let mut s = TcpStream::connect(("127.0.0.1", m.port)).unwrap();
         s.set_read_timeout(Some(DEFAULT_TIMEOUT)).unwrap();
-        s.write_all(&[0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b't'])
-            .unwrap();
+        s.write_all(&[
+            0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b't',
+        ])
+        .unwrap();
         let mut ack = [0u8; 4];
         s.read_exact(&mut ack).unwrap();
         assert_eq!(ack, [0x20, 2, 0, 0]);

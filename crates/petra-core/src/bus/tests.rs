@@ -24,7 +24,10 @@ fn signals_start_with_initial_value_or_bad_no_value() {
     let b = bus.read(bus.id("b").unwrap()).unwrap();
     assert_eq!(b.value, Value::Bool(false));
     assert_eq!(b.quality, Quality::Bad(BadReason::NoValue));
-    assert_eq!(bus.read(bus.id("c").unwrap()).unwrap().value, Value::from("hi"));
+    assert_eq!(
+        bus.read(bus.id("c").unwrap()).unwrap().value,
+        Value::from("hi")
+    );
     assert_eq!(bus.id("nope"), None);
 }
 
@@ -43,17 +46,32 @@ fn duplicate_names_and_mistyped_initial_values_are_refused() {
 fn writes_are_type_checked_and_carry_quality_and_timestamp() {
     let bus = bus_of(vec![SignalDef::new("flag", ValueType::Bool)]);
     let id = bus.id("flag").unwrap();
-    let err = bus.write(id, Value::Float(1.0), Quality::Good, ts(5)).unwrap_err();
+    let err = bus
+        .write(id, Value::Float(1.0), Quality::Good, ts(5))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "signal `flag` is bool, but was given a float value"
     );
-    assert_eq!(bus.read(id).unwrap().ts, ts(0), "a refused write changes nothing");
-    bus.write(id, Value::Bool(true), Quality::Uncertain, ts(7)).unwrap();
-    let s = bus.read(id).unwrap();
-    assert_eq!((s.value, s.quality, s.ts), (Value::Bool(true), Quality::Uncertain, ts(7)));
     assert_eq!(
-        bus.write(SignalId::from_index(9), Value::Bool(true), Quality::Good, ts(1)),
+        bus.read(id).unwrap().ts,
+        ts(0),
+        "a refused write changes nothing"
+    );
+    bus.write(id, Value::Bool(true), Quality::Uncertain, ts(7))
+        .unwrap();
+    let s = bus.read(id).unwrap();
+    assert_eq!(
+        (s.value, s.quality, s.ts),
+        (Value::Bool(true), Quality::Uncertain, ts(7))
+    );
+    assert_eq!(
+        bus.write(
+            SignalId::from_index(9),
+            Value::Bool(true),
+            Quality::Good,
+            ts(1)
+        ),
         Err(BusError::UnknownId(SignalId::from_index(9)))
     );
 }
@@ -64,13 +82,18 @@ fn a_change_is_a_new_value_or_quality_not_a_new_timestamp() {
     let id = bus.id("x").unwrap();
     assert!(!bus.write(id, Value::Int(1), Quality::Good, ts(1)).unwrap());
     assert!(bus.write(id, Value::Int(2), Quality::Good, ts(2)).unwrap());
-    assert!(bus.write(id, Value::Int(2), Quality::Uncertain, ts(3)).unwrap());
+    assert!(
+        bus.write(id, Value::Int(2), Quality::Uncertain, ts(3))
+            .unwrap()
+    );
     assert_eq!(bus.updates_total(), 3);
 }
 
 #[test]
 fn set_quality_keeps_the_value() {
-    let bus = bus_of(vec![SignalDef::new("s", ValueType::String).with_initial("ok")]);
+    let bus = bus_of(vec![
+        SignalDef::new("s", ValueType::String).with_initial("ok"),
+    ]);
     let id = bus.id("s").unwrap();
     let bad = Quality::Bad(BadReason::NotConnected);
     assert!(bus.set_quality(id, bad, ts(9)).unwrap());
@@ -114,18 +137,25 @@ fn latest_feed_coalesces_and_filters() {
 
 #[test]
 fn lossless_feed_keeps_every_change_in_order() {
-    let mut b = BusBuilder::new(vec![SignalDef::new("a", ValueType::Float).with_initial(0.0)])
-        .unwrap();
+    let mut b = BusBuilder::new(vec![
+        SignalDef::new("a", ValueType::Float).with_initial(0.0),
+    ])
+    .unwrap();
     let a = b.id("a").unwrap();
     let feed = b.lossless_feed(100, OverflowPolicy::DropNewest, None);
     let bus = b.build(ts(0));
     for i in 1..=50 {
-        bus.write(a, Value::Float(i as f64), Quality::Good, ts(i)).unwrap();
-        bus.write(a, Value::Float(i as f64), Quality::Good, ts(i)).unwrap(); // not a change
+        bus.write(a, Value::Float(i as f64), Quality::Good, ts(i))
+            .unwrap();
+        bus.write(a, Value::Float(i as f64), Quality::Good, ts(i))
+            .unwrap(); // not a change
     }
     let mut out = Vec::new();
     assert_eq!(feed.drain(&mut out, usize::MAX), 50);
-    let values: Vec<f64> = out.iter().map(|c| c.sample.value.as_f64().unwrap()).collect();
+    let values: Vec<f64> = out
+        .iter()
+        .map(|c| c.sample.value.as_f64().unwrap())
+        .collect();
     assert_eq!(values, (1..=50).map(|i| i as f64).collect::<Vec<_>>());
     assert_eq!(out[49].sample.ts, ts(50));
     assert_eq!(feed.dropped(), 0);
@@ -144,7 +174,9 @@ fn lossless_overflow_policies_are_applied_and_counted() {
     let ints = |f: &LosslessFeed| {
         let mut out = Vec::new();
         f.drain(&mut out, usize::MAX);
-        out.iter().map(|c| c.sample.value.as_int().unwrap()).collect::<Vec<_>>()
+        out.iter()
+            .map(|c| c.sample.value.as_int().unwrap())
+            .collect::<Vec<_>>()
     };
     assert_eq!(newest.dropped(), 6);
     assert_eq!(oldest.dropped(), 6);
@@ -171,7 +203,8 @@ fn concurrent_readers_never_see_a_torn_sample() {
                     bus.write(x, Value::Int(v), Quality::Good, ts(v)).unwrap();
                     if i % 16 == 0 {
                         let text = v.to_string();
-                        bus.write(s, Value::from(text.as_str()), Quality::Good, ts(v)).unwrap();
+                        bus.write(s, Value::from(text.as_str()), Quality::Good, ts(v))
+                            .unwrap();
                     }
                 }
             })

@@ -53,7 +53,11 @@ fn ms(n: u64) -> MonoTime {
 }
 
 fn get(bus: &Bus, name: &str) -> f64 {
-    bus.read(bus.id(name).unwrap()).unwrap().value.as_f64().unwrap()
+    bus.read(bus.id(name).unwrap())
+        .unwrap()
+        .value
+        .as_f64()
+        .unwrap()
 }
 
 fn sig(bus: &Bus, name: &str) -> SignalId {
@@ -77,15 +81,22 @@ type Log = Arc<Mutex<Vec<(String, u64)>>>;
 fn logger(name: &str, log: &Log) -> BlockInstance {
     let (name2, log) = (name.to_string(), log.clone());
     block(name, vec![], vec![], move |io| {
-        log.lock().unwrap().push((name2.clone(), io.now().nanos() / 1_000_000))
+        log.lock()
+            .unwrap()
+            .push((name2.clone(), io.now().nanos() / 1_000_000))
     })
 }
 
 #[test]
 fn blocks_run_in_dependency_order_whatever_the_declaration_order() {
     let bus = floats(&["a", "b", "c", "d"]);
-    bus.write(sig(&bus, "a"), Value::Float(1.0), Quality::Good, Timestamp::default())
-        .unwrap();
+    bus.write(
+        sig(&bus, "a"),
+        Value::Float(1.0),
+        Quality::Good,
+        Timestamp::default(),
+    )
+    .unwrap();
     let program = Program {
         tasks: vec![task(
             "main",
@@ -103,7 +114,11 @@ fn blocks_run_in_dependency_order_whatever_the_declaration_order() {
     let mut e = Engine::new(program, bus.clone(), clock).unwrap();
     assert_eq!(e.block_order(0), vec!["first", "second", "third"]);
     e.run_due();
-    assert_eq!(get(&bus, "d"), 4.0, "one scan propagates through the whole chain");
+    assert_eq!(
+        get(&bus, "d"),
+        4.0,
+        "one scan propagates through the whole chain"
+    );
 }
 
 #[test]
@@ -119,7 +134,12 @@ fn inputs_are_latched_at_task_start() {
             vec![
                 // Simulates a driver writing `x` in the middle of the scan.
                 block("driver", vec![], vec![], move |_| {
-                    let _ = writer_bus.write(x, Value::Float(100.0), Quality::Good, Timestamp::default());
+                    let _ = writer_bus.write(
+                        x,
+                        Value::Float(100.0),
+                        Quality::Good,
+                        Timestamp::default(),
+                    );
                 }),
                 block("copy", vec![Input::Signal(x)], vec![Some(y)], |io| {
                     let v = io.float(0);
@@ -132,7 +152,11 @@ fn inputs_are_latched_at_task_start() {
     let clock = vclock();
     let mut e = Engine::new(program, bus.clone(), clock.clone()).unwrap();
     e.run_due();
-    assert_eq!(get(&bus, "y"), 0.0, "the scan saw x as it was when the task started");
+    assert_eq!(
+        get(&bus, "y"),
+        0.0,
+        "the scan saw x as it was when the task started"
+    );
     e.run_until(ms(10));
     assert_eq!(get(&bus, "y"), 100.0);
 }
@@ -151,7 +175,10 @@ fn outputs_are_committed_once_at_task_end_with_the_scan_timestamp() {
             vec![
                 block("set", vec![], vec![Some(z)], |io| io.set_float(0, 5.0)),
                 block("peek", vec![], vec![], move |_| {
-                    seen2.lock().unwrap().push(reader_bus.read(z).unwrap().value);
+                    seen2
+                        .lock()
+                        .unwrap()
+                        .push(reader_bus.read(z).unwrap().value);
                 }),
             ],
         )],
@@ -222,8 +249,16 @@ fn overruns_are_skipped_and_counted_never_burst() {
     let stats = e.stats();
     e.run_until(ms(70));
     let times: Vec<u64> = log.lock().unwrap().iter().map(|(_, t)| *t).collect();
-    assert_eq!(times, vec![0, 10, 20, 40, 50, 60, 70], "30 skipped, no catch-up burst");
-    assert_eq!(dts.lock().unwrap()[3], 20, "dt after the skip covers the skipped period");
+    assert_eq!(
+        times,
+        vec![0, 10, 20, 40, 50, 60, 70],
+        "30 skipped, no catch-up burst"
+    );
+    assert_eq!(
+        dts.lock().unwrap()[3],
+        20,
+        "dt after the skip covers the skipped period"
+    );
     let snap = stats.tasks[0].snapshot();
     assert_eq!(snap.overruns, 1);
     assert_eq!(snap.scans, 7);
@@ -253,7 +288,10 @@ fn dt_and_first_scan_are_reported() {
     };
     let mut e = Engine::new(program, bus, vclock()).unwrap();
     e.run_until(ms(50));
-    assert_eq!(*seen.lock().unwrap(), vec![(true, 25), (false, 25), (false, 25)]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![(true, 25), (false, 25), (false, 25)]
+    );
 }
 
 #[test]
@@ -271,11 +309,16 @@ fn bad_inputs_freeze_the_block_and_mark_outputs_bad() {
             "main",
             10,
             0,
-            vec![block("b", vec![Input::Signal(i)], vec![Some(o)], move |io| {
-                runs2.fetch_add(1, Ordering::SeqCst);
-                let v = io.float(0) * 2.0;
-                io.set_float(0, v)
-            })],
+            vec![block(
+                "b",
+                vec![Input::Signal(i)],
+                vec![Some(o)],
+                move |io| {
+                    runs2.fetch_add(1, Ordering::SeqCst);
+                    let v = io.float(0) * 2.0;
+                    io.set_float(0, v)
+                },
+            )],
         )],
         safe_values: vec![],
     };
@@ -283,13 +326,24 @@ fn bad_inputs_freeze_the_block_and_mark_outputs_bad() {
     e.run_due();
     assert_eq!(runs.load(Ordering::SeqCst), 0);
     let s = bus.read(o).unwrap();
-    assert_eq!((s.value, s.quality), (Value::Float(7.0), Quality::Bad(BadReason::InputBad)));
+    assert_eq!(
+        (s.value, s.quality),
+        (Value::Float(7.0), Quality::Bad(BadReason::InputBad))
+    );
 
-    bus.write(i, Value::Float(2.0), Quality::Uncertain, Timestamp::default())
-        .unwrap();
+    bus.write(
+        i,
+        Value::Float(2.0),
+        Quality::Uncertain,
+        Timestamp::default(),
+    )
+    .unwrap();
     e.run_until(ms(10));
     let s = bus.read(o).unwrap();
-    assert_eq!((s.value, s.quality), (Value::Float(4.0), Quality::Uncertain));
+    assert_eq!(
+        (s.value, s.quality),
+        (Value::Float(4.0), Quality::Uncertain)
+    );
 
     bus.write(i, Value::Float(3.0), Quality::Good, Timestamp::default())
         .unwrap();
@@ -329,7 +383,10 @@ fn watchdog_drives_safe_values_and_the_task_recovers_in_virtual_time() {
     assert_eq!(get(&bus, "valve"), 50.0);
     e.run_until(ms(10));
     let s = bus.read(sig(&bus, "valve")).unwrap();
-    assert_eq!((s.value, s.quality), (Value::Float(-1.0), Quality::Bad(BadReason::Watchdog)));
+    assert_eq!(
+        (s.value, s.quality),
+        (Value::Float(-1.0), Quality::Bad(BadReason::Watchdog))
+    );
     assert_eq!(stats.tasks[0].watchdog_trips(), 1);
     e.run_until(ms(20));
     let s = bus.read(sig(&bus, "valve")).unwrap();
@@ -358,7 +415,9 @@ fn watchdog_monitor_acts_while_the_scan_thread_is_hung() {
     });
     let engine = Engine::new(program, bus.clone(), Arc::new(SystemClock::new())).unwrap();
     let handle = engine.spawn(Box::new(|| {})).unwrap();
-    wait_for("the first scan", || bus.read(valve).unwrap().value == Value::Float(50.0));
+    wait_for("the first scan", || {
+        bus.read(valve).unwrap().value == Value::Float(50.0)
+    });
     let (release_tx, release_rx) = mpsc::channel();
     hang_tx.send(release_rx).unwrap();
     wait_for("the safe value while hung", || {
@@ -366,7 +425,9 @@ fn watchdog_monitor_acts_while_the_scan_thread_is_hung() {
     });
     assert_eq!(bus.read(valve).unwrap().value, Value::Float(-1.0));
     release_tx.send(()).unwrap();
-    wait_for("recovery", || bus.read(valve).unwrap().quality == Quality::Good);
+    wait_for("recovery", || {
+        bus.read(valve).unwrap().quality == Quality::Good
+    });
     assert_eq!(handle.stats().tasks[0].watchdog_trips(), 1);
     handle.stop().unwrap();
 }
@@ -396,8 +457,15 @@ fn scan_thread_runs_at_its_period_and_stops_after_a_last_scan() {
     let stats = handle.stats().clone();
     handle.stop().unwrap();
     let scans = stats.tasks[0].scans();
-    assert_eq!(get(&bus, "n"), scans as f64, "every scan, the last one included, committed");
-    assert!(stats.tasks[0].snapshot().scan.max > 0, "histograms were published");
+    assert_eq!(
+        get(&bus, "n"),
+        scans as f64,
+        "every scan, the last one included, committed"
+    );
+    assert!(
+        stats.tasks[0].snapshot().scan.max > 0,
+        "histograms were published"
+    );
 }
 
 #[test]
@@ -413,7 +481,10 @@ fn programs_that_cannot_run_are_refused() {
         safe_values: vec![],
     };
     let err = Engine::new(cyc, bus.clone(), vclock()).err().unwrap();
-    assert!(matches!(&err, EngineError::Cycle { blocks, .. } if blocks == &["ab", "ba"]), "{err}");
+    assert!(
+        matches!(&err, EngineError::Cycle { blocks, .. } if blocks == &["ab", "ba"]),
+        "{err}"
+    );
 
     let two_writers = Program {
         tasks: vec![
@@ -422,7 +493,9 @@ fn programs_that_cannot_run_are_refused() {
         ],
         safe_values: vec![],
     };
-    let err = Engine::new(two_writers, bus.clone(), vclock()).err().unwrap();
+    let err = Engine::new(two_writers, bus.clone(), vclock())
+        .err()
+        .unwrap();
     assert!(matches!(err, EngineError::MultipleWriters { .. }), "{err}");
 
     let fast = Program {
@@ -434,6 +507,12 @@ fn programs_that_cannot_run_are_refused() {
     };
     let err = Engine::new(fast, bus.clone(), vclock()).err().unwrap();
     assert!(matches!(err, EngineError::BadPeriod { .. }), "{err}");
-    let none = Program { tasks: vec![], safe_values: vec![] };
-    assert!(matches!(Engine::new(none, bus, vclock()), Err(EngineError::NoTasks)));
+    let none = Program {
+        tasks: vec![],
+        safe_values: vec![],
+    };
+    assert!(matches!(
+        Engine::new(none, bus, vclock()),
+        Err(EngineError::NoTasks)
+    ));
 }
