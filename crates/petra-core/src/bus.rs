@@ -164,7 +164,9 @@ impl Slot {
         }
     }
 
-    #[inline]
+    // Always inlined: returned by value through a call, the sample is assembled byte-wise on
+    // the stack and re-read wide, which stalls store forwarding (measured: 2.5× slower reads).
+    #[inline(always)]
     fn read(&self) -> Sample {
         loop {
             let s1 = self.seq.load(Ordering::Acquire);

@@ -1,0 +1,202 @@
+use petra_test_support::{Child, DEFAULT_TIMEOUT, wait_until};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn petra() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_petra"));
+    c.env("RUST_LOG", "info");
+    c
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The quickstart, copied into a temp dir so its data_dir lands there.
+fn quickstart_in(dir: &Path) -> PathBuf {
+    let src = std::fs::read_to_string(repo().join("examples/quickstart.yaml")).unwrap();
+    let path = dir.join("quickstart.yaml");
+    std::fs::write(&path, src).unwrap();
+    path
+}
+
+fn value_of(line: &str, signal: &str) -> Option<f64> {
+    let start = line.find(&format!(" {signal}="))? + signal.len() + 2;
+    line[start..].split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn quickstart_runs_shows_a_live_process_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = quickstart_in(dir.path());
+    let mut p = Child::spawn(
+        "petra run",
+        petra().args(["run", "--status-every", "200ms"]).arg(&config),
+    );
+    p.wait_for_line("petra is running", DEFAULT_TIMEOUT);
+    // The tank level moves: the simulation and the control task are both scanning.
+    let mut levels = Vec::new();
+    wait_until("tank.level to change", DEFAULT_TIMEOUT, || {
+        levels = p
+            .output()
+            .iter()
+            .filter_map(|l| value_of(l, "tank.level"))
+            .collect();
+        levels.iter().any(|l| (l - 5.0).abs() > 0.05)
+    });
+    let last = p.output().into_iter().rfind(|l| l.starts_with("scans ")).unwrap();
+    assert!(last.contains("overruns 0"), "{last}");
+    p.signal(libc_sigterm());
+    let status = p.wait_exit(DEFAULT_TIMEOUT);
+    assert!(status.success(), "exit {status}; output:\n{}", p.output().join("\n"));
+    let out = p.output().join("\n");
+    assert!(out.contains("signal=\"SIGTERM\"") || out.contains("SIGTERM"), "{out}");
+    assert!(out.contains("stopped cleanly"), "{out}");
+    let retained: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("data/retained.json")).unwrap())
+            .unwrap();
+    assert_eq!(retained["signals"]["level.low_sp"]["value"], 3.0);
+    assert_eq!(retained["signals"]["level.high_sp"]["value"], 7.0);
+}
+
+fn libc_sigterm() -> i32 {
+    15
+}
+
+#[test]
+fn retained_values_are_restored_at_start_and_saved_at_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("retain.yaml");
+    std::fs::write(
+        &config,
+        "plant: retain\n\
+         signals:\n\
+         \x20 - { name: kept, type: float, initial: 1.0, retain: true }\n\
+         \x20 - { name: doubled, type: float, initial: 0.0, retain: true }\n\
+         blocks:\n\
+         \x20 - { name: dbl, type: ADD, inputs: { in1: kept, in2: kept }, outputs: { out: doubled } }\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("data/retained.json"),
+        r#"{"version":1,"signals":{"kept":{"type":"float","value":4.5,"ts":0}}}"#,
+    )
+    .unwrap();
+    let mut p = Child::spawn(
+        "petra run",
+        petra().args(["run", "--status-every", "100ms"]).arg(&config),
+    );
+    let line = p.wait_for_line("doubled=9.00", DEFAULT_TIMEOUT);
+    assert!(line.contains("kept=4.50"), "{line}");
+    p.signal(libc_sigterm());
+    assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("data/retained.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved["signals"]["kept"]["value"], 4.5);
+    assert_eq!(saved["signals"]["doubled"]["value"], 9.0);
+}
+
+#[test]
+fn check_accepts_the_quickstart() {
+    let out = petra()
+        .arg("check")
+        .arg(repo().join("examples/quickstart.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ok (9 signals, 6 blocks in 2 tasks)"), "{stdout}");
+}
+
+#[test]
+fn check_prints_every_error_with_file_line_and_column_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broken.yaml");
+    std::fs::write(
+        &config,
+        "plant: broken\n\
+         signals:\n\
+         \x20 - { name: a, type: float, colour: red }\n\
+         \x20 - { name: a, type: bool }\n\
+         tasks:\n\
+         \x20 - { name: main, period: fast }\n\
+         blocks:\n\
+         \x20 - { name: b, type: NOT, inputs: { in: missing }, outputs: { out: a } }\n\
+         drivers: []\n",
+    )
+    .unwrap();
+    let out = petra().arg("check").arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = config.display().to_string();
+    for expected in [
+        format!("{file}:3:29: error[unknown-key]"),
+        format!("{file}:4:13: error[duplicate-name]"),
+        format!("{file}:6:27: error[bad-duration]"),
+        format!("{file}:8:41: error[unknown-signal]"),
+        format!("{file}:9:1: error[not-supported]"),
+    ] {
+        assert!(stderr.contains(&expected), "missing `{expected}` in:\n{stderr}");
+    }
+}
+
+#[test]
+fn run_refuses_an_invalid_file_without_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.yaml");
+    std::fs::write(&config, "plant: x\nsignals: 3\n").unwrap();
+    let out = petra().arg("run").arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.yaml:2:10: error[wrong-type]"), "{stderr}");
+    assert!(stderr.contains("nothing was started"), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "no data_dir was created");
+}
+
+#[test]
+fn bench_scan_reports_json_in_the_documented_shape() {
+    let out = petra()
+        .args([
+            "bench", "scan", "--signals", "200", "--blocks", "100", "--period", "5ms",
+            "--duration", "300ms", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["scans"].as_u64().unwrap() >= 10, "{v}");
+    assert_eq!(v["period_us"], 5000);
+    for h in ["scan_us", "jitter_us"] {
+        for k in ["p50", "p99", "max"] {
+            assert!(v[h][k].as_f64().is_some(), "{h}.{k} in {v}");
+        }
+        assert!(v[h]["p50"].as_f64() <= v[h]["max"].as_f64());
+    }
+    assert!(v["scan_us"]["max"].as_f64().unwrap() > 0.0);
+    assert!(v["overruns"].as_u64().is_some());
+    assert!(v["rss_bytes"].as_u64().unwrap() > 1_000_000);
+}
+
+#[test]
+fn bench_scan_refuses_impossible_sizes() {
+    let out = petra()
+        .args(["bench", "scan", "--signals", "10", "--blocks", "100", "--duration", "10ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--signals must be at least"));
+}
+
+#[test]
+fn version_and_help_are_available() {
+    let out = petra().arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("petra "));
+    let out = petra().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["run", "check", "bench"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}

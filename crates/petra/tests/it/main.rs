@@ -1,0 +1,4 @@
+//! End-to-end tests of the `petra` binary. One integration-test binary for the whole crate
+//! (each extra one would relink everything).
+
+mod cli;
