@@ -52,7 +52,7 @@ pub static SUB: BlockType = BlockType {
 };
 
 /// True for int arithmetic (int output); refuses an int output fed by a float input.
-fn int_mode(name: &str, ctx: &BuildCtx<'_>) -> Result<bool, String> {
+fn int_mode(ctx: &BuildCtx<'_>) -> Result<bool, String> {
     if ctx.output_type(0) != Some(ValueType::Int) {
         return Ok(false);
     }
@@ -61,9 +61,9 @@ fn int_mode(name: &str, ctx: &BuildCtx<'_>) -> Result<bool, String> {
             && t != ValueType::Int
         {
             return Err(format!(
-                "{name} `{}`: output `out` is int but input {} is {t}; \
+                "output `out` is int but input {} is {t}; \
                  convert the input or use a float output",
-                ctx.block, p.name
+                p.name
             ));
         }
     }
@@ -71,7 +71,7 @@ fn int_mode(name: &str, ctx: &BuildCtx<'_>) -> Result<bool, String> {
 }
 
 fn build_add(ctx: &BuildCtx<'_>) -> BuildResult {
-    Ok(if int_mode("ADD", ctx)? {
+    Ok(if int_mode(ctx)? {
         Box::new(AddInt)
     } else {
         Box::new(AddFloat)
@@ -79,7 +79,7 @@ fn build_add(ctx: &BuildCtx<'_>) -> BuildResult {
 }
 
 fn build_mul(ctx: &BuildCtx<'_>) -> BuildResult {
-    Ok(if int_mode("MUL", ctx)? {
+    Ok(if int_mode(ctx)? {
         Box::new(MulInt)
     } else {
         Box::new(MulFloat)
@@ -87,7 +87,7 @@ fn build_mul(ctx: &BuildCtx<'_>) -> BuildResult {
 }
 
 fn build_sub(ctx: &BuildCtx<'_>) -> BuildResult {
-    Ok(if int_mode("SUB", ctx)? {
+    Ok(if int_mode(ctx)? {
         Box::new(SubInt)
     } else {
         Box::new(SubFloat)
@@ -243,7 +243,7 @@ mod tests {
             .refused();
         assert_eq!(
             e,
-            "ADD `x`: output `out` is int but input in2 is float; \
+            "output `out` is int but input in2 is float; \
              convert the input or use a float output"
         );
         let e = Setup::new(&SUB)
@@ -252,7 +252,7 @@ mod tests {
             .output(Int)
             .refused();
         assert!(
-            e.starts_with("SUB `x`: output `out` is int but input in1 is float"),
+            e.starts_with("output `out` is int but input in1 is float"),
             "{e}"
         );
         let e = Setup::new(&MUL)

@@ -46,19 +46,13 @@ pub static SEL: BlockType = BlockType {
 
 /// Refuses unless every resolved type among `ports` is the same. The first `inputs` ports are
 /// inputs and must be connected (an open input would read as `false`, of no particular type).
-fn same_type(
-    name: &str,
-    ctx: &BuildCtx<'_>,
-    inputs: usize,
-    ports: &[(&str, Option<ValueType>)],
-) -> Result<(), String> {
+fn same_type(name: &str, inputs: usize, ports: &[(&str, Option<ValueType>)]) -> Result<(), String> {
     let mut first: Option<(&str, ValueType)> = None;
     for (k, &(port, ty)) in ports.iter().enumerate() {
         let Some(ty) = ty else {
             if k < inputs {
                 return Err(format!(
-                    "{name} `{}`: input `{port}` is not connected; wire it or give a constant",
-                    ctx.block
+                    "input `{port}` is not connected; wire it or give a constant"
                 ));
             }
             continue;
@@ -67,9 +61,8 @@ fn same_type(
             None => first = Some((port, ty)),
             Some((p0, t0)) if t0 != ty => {
                 return Err(format!(
-                    "{name} `{}`: `{p0}` is {t0} but `{port}` is {ty}; {name} does not convert, \
-                     so wire signals of one type",
-                    ctx.block
+                    "`{p0}` is {t0} but `{port}` is {ty}; {name} does not convert, \
+                     so wire signals of one type"
                 ));
             }
             Some(_) => {}
@@ -81,7 +74,6 @@ fn same_type(
 fn build_move(ctx: &BuildCtx<'_>) -> BuildResult {
     same_type(
         "MOVE",
-        ctx,
         1,
         &[("in", ctx.input_type(0)), ("out", ctx.output_type(0))],
     )?;
@@ -91,7 +83,6 @@ fn build_move(ctx: &BuildCtx<'_>) -> BuildResult {
 fn build_sel(ctx: &BuildCtx<'_>) -> BuildResult {
     same_type(
         "SEL",
-        ctx,
         2,
         &[
             ("in0", ctx.input_type(1)),
@@ -142,16 +133,13 @@ mod tests {
         let e = Setup::new(&MOVE).input("in", Int).output(Float).refused();
         assert_eq!(
             e,
-            "MOVE `x`: `in` is int but `out` is float; MOVE does not convert, \
+            "`in` is int but `out` is float; MOVE does not convert, \
              so wire signals of one type"
         );
         // Unwired output: nothing to disagree with.
         Setup::new(&MOVE).input("in", String).unwired().harness();
         let e = Setup::new(&MOVE).open("in").output(Int).refused();
-        assert_eq!(
-            e,
-            "MOVE `x`: input `in` is not connected; wire it or give a constant"
-        );
+        assert_eq!(e, "input `in` is not connected; wire it or give a constant");
     }
 
     #[test]
@@ -181,19 +169,13 @@ mod tests {
             .input("in1", Float)
             .output(Float)
             .refused();
-        assert!(
-            e.starts_with("SEL `x`: `in0` is int but `in1` is float"),
-            "{e}"
-        );
+        assert!(e.starts_with("`in0` is int but `in1` is float"), "{e}");
         let e = Setup::new(&SEL)
             .input("g", Bool)
             .input("in0", Int)
             .input("in1", Int)
             .output(Float)
             .refused();
-        assert!(
-            e.starts_with("SEL `x`: `in0` is int but `out` is float"),
-            "{e}"
-        );
+        assert!(e.starts_with("`in0` is int but `out` is float"), "{e}");
     }
 }

@@ -63,20 +63,19 @@ fn build_tank(ctx: &BuildCtx<'_>) -> BuildResult {
     let area = ctx.params.float_or("area", 1.0);
     let level0 = ctx.params.float_or("level0", 0.0);
     let max_level = ctx.params.float_or("max_level", 10.0);
-    let b = ctx.block;
     if !(area.is_finite() && area > 0.0) {
         return Err(format!(
-            "TANK `{b}`: area is {area}; it must be a finite number > 0 (m²)"
+            "area is {area}; it must be a finite number > 0 (m²)"
         ));
     }
     if !(max_level.is_finite() && max_level >= 0.0) {
         return Err(format!(
-            "TANK `{b}`: max_level is {max_level}; it must be a finite number >= 0 (m)"
+            "max_level is {max_level}; it must be a finite number >= 0 (m)"
         ));
     }
     if !(0.0..=max_level).contains(&level0) {
         return Err(format!(
-            "TANK `{b}`: level0 is {level0}; it must be between 0 and max_level ({max_level})"
+            "level0 is {level0}; it must be between 0 and max_level ({max_level})"
         ));
     }
     Ok(Box::new(Tank {
@@ -203,7 +202,7 @@ mod tests {
                 .output(Float)
         };
         let e = base().param("area", ParamValue::Float(0.0)).refused();
-        assert!(e.starts_with("TANK `x`: area is 0"), "{e}");
+        assert!(e.starts_with("area is 0"), "{e}");
         let e = base()
             .param("max_level", ParamValue::Float(f64::INFINITY))
             .refused();

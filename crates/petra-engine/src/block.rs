@@ -202,6 +202,7 @@ impl BuildCtx<'_> {
 }
 
 /// Result of `build`: the instance, or a message saying what is wrong with the combination.
+/// The message does not name the block: the compiler prefixes ``block `NAME` (TYPE): ``.
 pub type BuildResult = Result<Box<dyn Block>, String>;
 
 /// A block type: its description and its constructor.

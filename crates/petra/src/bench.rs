@@ -47,14 +47,22 @@ pub fn synthetic_config(signals: usize, blocks: usize, period: Duration) -> anyh
     let inputs = signals - blocks;
     let mut y = String::new();
     writeln!(y, "plant: bench")?;
-    writeln!(y, "tasks:\n  - {{ name: bench, period: {}ms }}", period.as_millis().max(1))?;
+    writeln!(
+        y,
+        "tasks:\n  - {{ name: bench, period: {}ms }}",
+        period.as_millis().max(1)
+    )?;
     writeln!(y, "signals:")?;
     for j in 0..inputs {
         writeln!(y, "  - {{ name: x{j}, type: float, initial: {j}.0 }}")?;
     }
     let kind = |i: usize| i % 4;
     for i in 0..blocks {
-        let ty = if matches!(kind(i), 1 | 2) { "bool" } else { "float" };
+        let ty = if matches!(kind(i), 1 | 2) {
+            "bool"
+        } else {
+            "float"
+        };
         let initial = if ty == "bool" { "false" } else { "0.0" };
         writeln!(y, "  - {{ name: o{i}, type: {ty}, initial: {initial} }}")?;
     }
@@ -64,11 +72,24 @@ pub fn synthetic_config(signals: usize, blocks: usize, period: Duration) -> anyh
         let line = match kind(i) {
             0 => {
                 let second = if i >= 4 { format!("o{}", i - 4) } else { x(1) };
-                format!("type: ADD, inputs: {{ in1: {}, in2: {second} }}, outputs: {{ out: o{i} }}", x(0))
+                format!(
+                    "type: ADD, inputs: {{ in1: {}, in2: {second} }}, outputs: {{ out: o{i} }}",
+                    x(0)
+                )
             }
-            1 => format!("type: GT, inputs: {{ in1: o{}, in2: {} }}, outputs: {{ out: o{i} }}", i - 1, x(0)),
-            2 => format!("type: AND, inputs: {{ in1: o{} }}, params: {{ in2: true }}, outputs: {{ out: o{i} }}", i - 1),
-            _ => format!("type: MOVE, inputs: {{ in: {} }}, outputs: {{ out: o{i} }}", x(0)),
+            1 => format!(
+                "type: GT, inputs: {{ in1: o{}, in2: {} }}, outputs: {{ out: o{i} }}",
+                i - 1,
+                x(0)
+            ),
+            2 => format!(
+                "type: AND, inputs: {{ in1: o{} }}, params: {{ in2: true }}, outputs: {{ out: o{i} }}",
+                i - 1
+            ),
+            _ => format!(
+                "type: MOVE, inputs: {{ in: {} }}, outputs: {{ out: o{i} }}",
+                x(0)
+            ),
         };
         writeln!(y, "  - {{ name: b{i}, {line} }}")?;
     }

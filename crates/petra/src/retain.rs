@@ -161,9 +161,16 @@ mod tests {
         }
         save(&path, &a, &all(&a)).unwrap();
         let b = bus();
-        assert_eq!(restore(&path, &b, &all(&b)), 4, "the bad-quality signal is not retained");
+        assert_eq!(
+            restore(&path, &b, &all(&b)),
+            4,
+            "the bad-quality signal is not retained"
+        );
         for n in ["f", "i", "b", "s"] {
-            let (x, y) = (a.read(a.id(n).unwrap()).unwrap(), b.read(b.id(n).unwrap()).unwrap());
+            let (x, y) = (
+                a.read(a.id(n).unwrap()).unwrap(),
+                b.read(b.id(n).unwrap()).unwrap(),
+            );
             assert_eq!(x, y, "{n}");
         }
         assert_eq!(

@@ -3,11 +3,11 @@
 //! Both are optional and best effort: when the OS refuses (no CAP_SYS_NICE, no such CPU) Petra
 //! keeps running at normal priority and says so clearly, once, at WARN.
 
+use thread_priority::ThreadPriority;
 use thread_priority::unix::{
     RealtimeThreadSchedulePolicy, ScheduleParams, ThreadSchedulePolicy,
     set_thread_priority_and_policy, thread_native_id,
 };
-use thread_priority::ThreadPriority;
 
 /// Returns the closure the scan thread runs first.
 pub fn setup(rt_priority: Option<u8>, cpu: Option<usize>) -> Box<dyn FnOnce() + Send> {
@@ -31,7 +31,10 @@ pub fn setup(rt_priority: Option<u8>, cpu: Option<usize>) -> Box<dyn FnOnce() + 
             if ok {
                 tracing::info!(cpu = c, "scan thread pinned");
             } else {
-                tracing::warn!(cpu = c, "could not pin the scan thread to this CPU; running unpinned");
+                tracing::warn!(
+                    cpu = c,
+                    "could not pin the scan thread to this CPU; running unpinned"
+                );
             }
         }
     })

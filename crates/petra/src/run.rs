@@ -24,7 +24,10 @@ pub fn run(path: &Path, status_every: Duration) -> anyhow::Result<()> {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
-            return Err(anyhow!("{} is not valid; nothing was started", path.display()));
+            return Err(anyhow!(
+                "{} is not valid; nothing was started",
+                path.display()
+            ));
         }
     };
     std::fs::create_dir_all(&plan.data_dir)
@@ -141,7 +144,11 @@ pub fn status(bus: &Bus, stats: &Stats) -> String {
                 petra_core::Value::Float(f) => format!("{f:.2}"),
                 v => v.to_string(),
             };
-            let unit = def.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+            let unit = def
+                .unit
+                .as_deref()
+                .map(|u| format!(" {u}"))
+                .unwrap_or_default();
             let q = if s.quality.is_good() {
                 String::new()
             } else {
@@ -161,7 +168,12 @@ struct RetainSaver {
 
 impl RetainSaver {
     /// Saves retained values after they change, at most once per `RETAIN_SAVE_EVERY`.
-    async fn run(self, feed: petra_core::LatestFeed, notify: Arc<Notify>, cancel: CancellationToken) {
+    async fn run(
+        self,
+        feed: petra_core::LatestFeed,
+        notify: Arc<Notify>,
+        cancel: CancellationToken,
+    ) {
         let mut changed = Vec::new();
         loop {
             tokio::select! {

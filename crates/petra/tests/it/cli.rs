@@ -31,7 +31,9 @@ fn quickstart_runs_shows_a_live_process_and_stops_cleanly_on_sigterm() {
     let config = quickstart_in(dir.path());
     let mut p = Child::spawn(
         "petra run",
-        petra().args(["run", "--status-every", "200ms"]).arg(&config),
+        petra()
+            .args(["run", "--status-every", "200ms"])
+            .arg(&config),
     );
     p.wait_for_line("petra is running", DEFAULT_TIMEOUT);
     // The tank level moves: the simulation and the control task are both scanning.
@@ -44,17 +46,29 @@ fn quickstart_runs_shows_a_live_process_and_stops_cleanly_on_sigterm() {
             .collect();
         levels.iter().any(|l| (l - 5.0).abs() > 0.05)
     });
-    let last = p.output().into_iter().rfind(|l| l.starts_with("scans ")).unwrap();
+    let last = p
+        .output()
+        .into_iter()
+        .rfind(|l| l.starts_with("scans "))
+        .unwrap();
     assert!(last.contains("overruns 0"), "{last}");
     p.signal(libc_sigterm());
     let status = p.wait_exit(DEFAULT_TIMEOUT);
-    assert!(status.success(), "exit {status}; output:\n{}", p.output().join("\n"));
+    assert!(
+        status.success(),
+        "exit {status}; output:\n{}",
+        p.output().join("\n")
+    );
     let out = p.output().join("\n");
-    assert!(out.contains("signal=\"SIGTERM\"") || out.contains("SIGTERM"), "{out}");
+    assert!(
+        out.contains("signal=\"SIGTERM\"") || out.contains("SIGTERM"),
+        "{out}"
+    );
     assert!(out.contains("stopped cleanly"), "{out}");
-    let retained: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("data/retained.json")).unwrap())
-            .unwrap();
+    let retained: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("data/retained.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(retained["signals"]["level.low_sp"]["value"], 3.0);
     assert_eq!(retained["signals"]["level.high_sp"]["value"], 7.0);
 }
@@ -85,7 +99,9 @@ fn retained_values_are_restored_at_start_and_saved_at_stop() {
     .unwrap();
     let mut p = Child::spawn(
         "petra run",
-        petra().args(["run", "--status-every", "100ms"]).arg(&config),
+        petra()
+            .args(["run", "--status-every", "100ms"])
+            .arg(&config),
     );
     let line = p.wait_for_line("doubled=9.00", DEFAULT_TIMEOUT);
     assert!(line.contains("kept=4.50"), "{line}");
@@ -107,8 +123,15 @@ fn check_accepts_the_quickstart() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("ok (9 signals, 6 blocks in 2 tasks)"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok (9 signals, 6 blocks in 2 tasks)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -139,7 +162,10 @@ fn check_prints_every_error_with_file_line_and_column_and_exits_1() {
         format!("{file}:8:41: error[unknown-signal]"),
         format!("{file}:9:1: error[not-supported]"),
     ] {
-        assert!(stderr.contains(&expected), "missing `{expected}` in:\n{stderr}");
+        assert!(
+            stderr.contains(&expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
     }
 }
 
@@ -151,7 +177,10 @@ fn run_refuses_an_invalid_file_without_starting_anything() {
     let out = petra().arg("run").arg(&config).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.yaml:2:10: error[wrong-type]"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:2:10: error[wrong-type]"),
+        "{stderr}"
+    );
     assert!(stderr.contains("nothing was started"), "{stderr}");
     assert!(!dir.path().join("data").exists(), "no data_dir was created");
 }
@@ -160,12 +189,25 @@ fn run_refuses_an_invalid_file_without_starting_anything() {
 fn bench_scan_reports_json_in_the_documented_shape() {
     let out = petra()
         .args([
-            "bench", "scan", "--signals", "200", "--blocks", "100", "--period", "5ms",
-            "--duration", "300ms", "--json",
+            "bench",
+            "scan",
+            "--signals",
+            "200",
+            "--blocks",
+            "100",
+            "--period",
+            "5ms",
+            "--duration",
+            "300ms",
+            "--json",
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["scans"].as_u64().unwrap() >= 10, "{v}");
     assert_eq!(v["period_us"], 5000);
@@ -183,7 +225,16 @@ fn bench_scan_reports_json_in_the_documented_shape() {
 #[test]
 fn bench_scan_refuses_impossible_sizes() {
     let out = petra()
-        .args(["bench", "scan", "--signals", "10", "--blocks", "100", "--duration", "10ms"])
+        .args([
+            "bench",
+            "scan",
+            "--signals",
+            "10",
+            "--blocks",
+            "100",
+            "--duration",
+            "10ms",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
