@@ -190,6 +190,39 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Like `read`, but stores the value straight into `dst` (which must hold this slot's
+    /// type). Avoids assembling a `Sample` on the stack: the engine latches a thousand inputs per
+    /// scan this way.
+    #[inline(always)]
+    fn read_into(&self, dst: &mut Value) -> Quality {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let bits = self.bits.load(Ordering::Relaxed);
+            let q = self.quality.load(Ordering::Relaxed);
+            let text = self.text.as_ref().map(|t| Arc::clone(&**t.load()));
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) != s1 {
+                continue;
+            }
+            match (self.ty, dst) {
+                (ValueType::Bool, Value::Bool(b)) => *b = bits != 0,
+                (ValueType::Int, Value::Int(i)) => *i = bits as i64,
+                (ValueType::Float, Value::Float(f)) => *f = f64::from_bits(bits),
+                (ValueType::String, dst) => {
+                    *dst = Value::String(text.unwrap_or_else(|| Arc::from("")))
+                }
+                (_, dst) => *dst = self.value_from_bits(bits),
+            }
+            return Quality::decode(q);
+        }
+    }
+}
+
 fn scalar_bits(v: &Value) -> u64 {
     match v {
         Value::Bool(b) => u64::from(*b),
@@ -338,12 +371,32 @@ impl Bus {
         self.slots.get(id.index()).map(Slot::read)
     }
 
+    /// Reads a signal's value into `dst` and returns its quality; `None` for an id this bus did
+    /// not issue. `dst` should already hold a value of the signal's type (it is replaced
+    /// otherwise). The fast path for copying many signals into a process image.
+    #[inline]
+    pub fn read_into(&self, id: SignalId, dst: &mut Value) -> Option<Quality> {
+        self.slots.get(id.index()).map(|s| s.read_into(dst))
+    }
+
     /// Writes a value. Returns whether it was a change (value or quality differs).
     #[inline]
     pub fn write(
         &self,
         id: SignalId,
         value: Value,
+        quality: Quality,
+        ts: Timestamp,
+    ) -> Result<bool, BusError> {
+        self.write_ref(id, &value, quality, ts)
+    }
+
+    /// [`Bus::write`] from a borrowed value (no clone unless a lossless feed keeps it).
+    #[inline]
+    pub fn write_ref(
+        &self,
+        id: SignalId,
+        value: &Value,
         quality: Quality,
         ts: Timestamp,
     ) -> Result<bool, BusError> {
@@ -359,7 +412,7 @@ impl Bus {
         let q = quality.encode();
         let s = slot.lock();
         let old_q = slot.quality.load(Ordering::Relaxed);
-        let changed = match &value {
+        let changed = match value {
             Value::String(new) => {
                 let text = slot.text.as_ref().expect("string slot has text");
                 let changed = **text.load() != *new;
@@ -400,7 +453,7 @@ impl Bus {
 
     /// Writes a whole sample.
     pub fn write_sample(&self, id: SignalId, sample: &Sample) -> Result<bool, BusError> {
-        self.write(id, sample.value.clone(), sample.quality, sample.ts)
+        self.write_ref(id, &sample.value, sample.quality, sample.ts)
     }
 
     /// Changes only the quality (e.g. a driver lost its device: the last value stays, marked

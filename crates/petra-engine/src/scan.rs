@@ -22,6 +22,7 @@ use crate::{EngineError, Input, Program};
 use hdrhistogram::Histogram;
 use petra_core::{BadReason, Bus, Clock, MonoTime, Quality, SignalId, Value};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -34,6 +35,8 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// Longest single sleep of the scan thread, so a stop request is seen promptly.
 const MAX_SLEEP: Duration = Duration::from_millis(20);
 const IDLE: usize = usize::MAX;
+/// How many blocks ahead the scan prefetches block state.
+const PREFETCH_AHEAD: usize = 6;
 
 fn new_histogram() -> Histogram<u64> {
     // Nanoseconds from 1 ns to 1 h at 3 significant digits.
@@ -137,14 +140,25 @@ pub struct Stats {
     pub tasks: Vec<TaskStats>,
 }
 
+/// A block as the scan runs it. Its bindings are ranges into the task's flat arrays, laid out
+/// in execution order: the scan walks memory sequentially instead of chasing four small
+/// allocations per block (measured: those cache misses were most of the scan time).
 struct RtBlock {
+    block: Box<dyn Block>,
+    srcs: Range<usize>,
+    outs: Range<usize>,
+    in_slots: Range<usize>,
+    out_slots: Range<usize>,
+}
+
+/// A block's bindings before they are flattened into the task.
+struct Pending {
     name: String,
     block: Box<dyn Block>,
-    inputs: Vec<Src>,
-    /// Image slots of wired inputs, for the quality check.
-    input_slots: Vec<u32>,
-    outputs: Vec<Option<u32>>,
-    output_slots: Vec<u32>,
+    srcs: Vec<Src>,
+    in_slots: Vec<u32>,
+    outs: Vec<Option<u32>>,
+    out_slots: Vec<u32>,
 }
 
 struct Task {
@@ -152,6 +166,15 @@ struct Task {
     priority: i32,
     watchdog: Option<Duration>,
     blocks: Vec<RtBlock>,
+    names: Vec<String>,
+    /// Input sources of every block, in execution order.
+    srcs: Vec<Src>,
+    /// Output image slots (or unwired) of every block.
+    outs: Vec<Option<u32>>,
+    /// Image slots of wired inputs, for the quality check.
+    in_slots: Vec<u32>,
+    /// Image slots of wired outputs.
+    out_slots: Vec<u32>,
     image: Vec<Value>,
     quality: Vec<Quality>,
     /// Signals copied from the bus into the image at task start.
@@ -266,50 +289,63 @@ impl Engine {
                 writes.iter().flatten().copied().collect();
             let mut latch = Vec::new();
             let mut commit = Vec::new();
-            let mut by_index: Vec<Option<RtBlock>> = Vec::new();
+            let mut by_index: Vec<Option<Pending>> = Vec::new();
             for b in spec.blocks {
-                let mut inputs = Vec::with_capacity(b.inputs.len());
-                let mut input_slots = Vec::new();
+                let mut srcs = Vec::with_capacity(b.inputs.len());
+                let mut in_slots = Vec::new();
                 for i in b.inputs {
-                    inputs.push(match i {
+                    srcs.push(match i {
                         Input::Signal(id) => {
                             let s = slot(id)?;
                             if !written.contains(&id) && !latch.iter().any(|(_, l)| *l == id) {
                                 latch.push((s, id));
                             }
-                            input_slots.push(s);
+                            in_slots.push(s);
                             Src::Slot(s)
                         }
                         Input::Const(v) => Src::Const(v),
                         Input::Open => Src::Open,
                     });
                 }
-                let mut outputs = Vec::with_capacity(b.outputs.len());
-                let mut output_slots = Vec::new();
+                let mut outs = Vec::with_capacity(b.outputs.len());
+                let mut out_slots = Vec::new();
                 for o in b.outputs {
-                    outputs.push(match o {
+                    outs.push(match o {
                         Some(id) => {
                             let s = slot(id)?;
                             commit.push((s, id));
-                            output_slots.push(s);
+                            out_slots.push(s);
                             Some(s)
                         }
                         None => None,
                     });
                 }
-                by_index.push(Some(RtBlock {
+                by_index.push(Some(Pending {
                     name: b.name,
                     block: b.block,
-                    inputs,
-                    input_slots,
-                    outputs,
-                    output_slots,
+                    srcs,
+                    in_slots,
+                    outs,
+                    out_slots,
                 }));
             }
-            let blocks = order
-                .into_iter()
-                .map(|i| by_index[i].take().expect("each block ordered once"))
-                .collect();
+            // Bus slots in id order, so latching and committing walk the bus sequentially.
+            latch.sort_by_key(|(_, id)| *id);
+            commit.sort_by_key(|(_, id)| *id);
+            let (mut names, mut blocks) = (Vec::new(), Vec::new());
+            let (mut srcs, mut outs, mut in_slots, mut out_slots) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for i in order {
+                let p = by_index[i].take().expect("each block ordered once");
+                blocks.push(RtBlock {
+                    block: p.block,
+                    srcs: append(&mut srcs, p.srcs),
+                    outs: append(&mut outs, p.outs),
+                    in_slots: append(&mut in_slots, p.in_slots),
+                    out_slots: append(&mut out_slots, p.out_slots),
+                });
+                names.push(p.name);
+            }
             let task_safe = commit
                 .iter()
                 .filter_map(|(_, id)| safe.get(id).map(|v| (*id, v.clone())))
@@ -329,6 +365,11 @@ impl Engine {
                 priority: spec.priority,
                 watchdog: spec.watchdog,
                 blocks,
+                names,
+                srcs,
+                outs,
+                in_slots,
+                out_slots,
                 image,
                 quality,
                 latch,
@@ -363,7 +404,7 @@ impl Engine {
     pub fn block_order(&self, task: usize) -> Vec<&str> {
         self.tasks
             .get(task)
-            .map(|t| t.blocks.iter().map(|b| b.name.as_str()).collect())
+            .map(|t| t.names.iter().map(String::as_str).collect())
             .unwrap_or_default()
     }
 
@@ -455,9 +496,8 @@ impl Engine {
 
         // Inputs: latch the bus into the image.
         for (s, id) in &task.latch {
-            if let Some(sample) = self.bus.read(*id) {
-                task.image[*s as usize] = sample.value;
-                task.quality[*s as usize] = sample.quality;
+            if let Some(q) = self.bus.read_into(*id, &mut task.image[*s as usize]) {
+                task.quality[*s as usize] = q;
             }
         }
         let dt = match task.last {
@@ -465,9 +505,16 @@ impl Engine {
             None => task.period,
         };
         let first_scan = task.last.is_none();
-        for b in &mut task.blocks {
-            let worst = b
-                .input_slots
+        let n = task.blocks.len();
+        for k in 0..n {
+            // Each block's state is its own small heap allocation, cold after a sleep between
+            // scans; fetching a few blocks ahead overlaps those misses instead of paying them
+            // one after another (measured: the dominant cost of a 10 ms scan).
+            if let Some(ahead) = task.blocks.get(k + PREFETCH_AHEAD) {
+                prefetch(&*ahead.block as *const dyn Block as *const u8);
+            }
+            let b = &mut task.blocks[k];
+            let worst = task.in_slots[b.in_slots.clone()]
                 .iter()
                 .fold(Quality::Good, |q, s| q.worst(task.quality[*s as usize]));
             let out_q = if worst.is_bad() {
@@ -475,8 +522,8 @@ impl Engine {
             } else {
                 let mut io = Io {
                     image: &mut task.image,
-                    inputs: &b.inputs,
-                    outputs: &b.outputs,
+                    inputs: &task.srcs[b.srcs.clone()],
+                    outputs: &task.outs[b.outs.clone()],
                     now: scheduled,
                     dt,
                     first_scan,
@@ -484,7 +531,7 @@ impl Engine {
                 b.block.execute(&mut io);
                 worst
             };
-            for s in &b.output_slots {
+            for s in &task.out_slots[b.out_slots.clone()] {
                 task.quality[*s as usize] = out_q;
             }
         }
@@ -509,9 +556,13 @@ impl Engine {
         if !self.watch.tripped[k].load(Ordering::Acquire) {
             // Outputs: committed once, all with the scan's timestamp.
             for (s, id) in &task.commit {
-                let v = task.image[*s as usize].clone();
                 // Cannot fail: the image is laid out from the bus and `Io::set` keeps types.
-                let _ = self.bus.write(*id, v, task.quality[*s as usize], wall);
+                let _ = self.bus.write_ref(
+                    *id,
+                    &task.image[*s as usize],
+                    task.quality[*s as usize],
+                    wall,
+                );
             }
         }
 
@@ -620,6 +671,25 @@ impl Engine {
             .map(Some)
             .map_err(|e| EngineError::Thread(e.to_string()))
     }
+}
+
+/// Hints the CPU to start loading the cache line at `p`. Never faults, whatever `p` is.
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it does not dereference `p` architecturally.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Appends `items` to `flat` and returns where they landed.
+fn append<T>(flat: &mut Vec<T>, items: Vec<T>) -> Range<usize> {
+    let start = flat.len();
+    flat.extend(items);
+    start..flat.len()
 }
 
 fn drive_safe(bus: &Bus, safe: &[(SignalId, Value)], ts: petra_core::Timestamp) {

@@ -236,3 +236,40 @@ fn concurrent_readers_never_see_a_torn_sample() {
     }
     assert_eq!(bus.updates_total(), 100_000 + 2 * 3125);
 }
+
+#[test]
+fn read_into_copies_value_and_quality_of_every_type() {
+    let bus = bus_of(vec![
+        SignalDef::new("b", ValueType::Bool).with_initial(true),
+        SignalDef::new("i", ValueType::Int).with_initial(-4),
+        SignalDef::new("f", ValueType::Float),
+        SignalDef::new("s", ValueType::String).with_initial("txt"),
+    ]);
+    let mut dst = [
+        Value::Bool(false),
+        Value::Int(0),
+        Value::Float(1.0),
+        Value::from(""),
+    ];
+    let q: Vec<Quality> = ["b", "i", "f", "s"]
+        .iter()
+        .zip(dst.iter_mut())
+        .map(|(n, d)| bus.read_into(bus.id(n).unwrap(), d).unwrap())
+        .collect();
+    assert_eq!(
+        dst,
+        [
+            Value::Bool(true),
+            Value::Int(-4),
+            Value::Float(0.0),
+            Value::from("txt")
+        ]
+    );
+    assert_eq!(q[2], Quality::Bad(BadReason::NoValue));
+    assert_eq!(q[3], Quality::Good);
+    // A destination of another type is replaced, not left stale.
+    let mut wrong = Value::Bool(true);
+    bus.read_into(bus.id("i").unwrap(), &mut wrong).unwrap();
+    assert_eq!(wrong, Value::Int(-4));
+    assert_eq!(bus.read_into(SignalId::from_index(99), &mut wrong), None);
+}
