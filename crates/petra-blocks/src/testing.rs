@@ -6,7 +6,7 @@
 //! allocator counts allocations per thread, and a scan that allocated fails the test.
 
 use petra_core::{MonoTime, Value, ValueType};
-use petra_engine::{Block, BlockType, BuildCtx, Io, ParamValue, Params, ResolvedPort, Src};
+use petra_engine::{Block, BlockType, BuildCtx, Io, ParamValue, Params, ResolvedPort};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::Duration;
@@ -164,10 +164,16 @@ impl Setup {
                 In::Signal(t) => {
                     wired.push(image.len());
                     image.push(t.zero());
-                    Src::Slot((image.len() - 1) as u32)
+                    (image.len() - 1) as u32
                 }
-                In::Const(v) => Src::Const(v),
-                In::Open => Src::Open,
+                In::Const(v) => {
+                    image.push(v);
+                    (image.len() - 1) as u32
+                }
+                In::Open => {
+                    image.push(Value::Bool(false));
+                    (image.len() - 1) as u32
+                }
             });
         }
         let outs = self
@@ -214,7 +220,7 @@ pub struct Harness {
     name: &'static str,
     block: Box<dyn Block>,
     image: Vec<Value>,
-    srcs: Vec<Src>,
+    srcs: Vec<u32>,
     outs: Vec<Option<u32>>,
     /// Image slots of the signal-wired inputs, in spec order.
     wired: Vec<usize>,

@@ -222,22 +222,16 @@ pub trait Block: Send + 'static {
     fn execute(&mut self, io: &mut Io<'_>);
 }
 
-/// Where an input's value comes from inside the process image.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Src {
-    /// Index into the task's image.
-    Slot(u32),
-    Const(Value),
-    /// An optional input left open: reads as false / 0 / 0.0 / "".
-    Open,
-}
-
 static OPEN: Value = Value::Bool(false);
 
 /// A block's view of one scan: its inputs, its outputs, and time.
+///
+/// Inputs and outputs are indices into the task's process image. Constants given under
+/// `params` and open optional inputs have image slots of their own (an open input's slot holds
+/// `false`, which reads as false / 0 / 0.0 / ""), so reading an input is one index.
 pub struct Io<'a> {
     pub(crate) image: &'a mut [Value],
-    pub(crate) inputs: &'a [Src],
+    pub(crate) inputs: &'a [u32],
     pub(crate) outputs: &'a [Option<u32>],
     pub(crate) now: MonoTime,
     pub(crate) dt: Duration,
@@ -246,9 +240,10 @@ pub struct Io<'a> {
 
 impl<'a> Io<'a> {
     /// Builds an `Io` over a caller-owned image — for block unit tests and the SDK's harness.
+    /// `inputs[i]` and `outputs[o]` are image indices.
     pub fn new(
         image: &'a mut [Value],
-        inputs: &'a [Src],
+        inputs: &'a [u32],
         outputs: &'a [Option<u32>],
         now: MonoTime,
         dt: Duration,
@@ -268,43 +263,38 @@ impl<'a> Io<'a> {
         self.inputs.len()
     }
 
-    pub fn is_connected(&self, i: usize) -> bool {
-        !matches!(self.inputs.get(i), None | Some(Src::Open))
-    }
-
-    /// The raw value of input `i`.
-    #[inline]
+    /// The raw value of input `i` (false for an index out of range).
+    #[inline(always)]
     pub fn value(&self, i: usize) -> &Value {
-        match self.inputs.get(i) {
-            Some(Src::Slot(s)) => &self.image[*s as usize],
-            Some(Src::Const(v)) => v,
-            _ => &OPEN,
-        }
+        self.inputs
+            .get(i)
+            .and_then(|s| self.image.get(*s as usize))
+            .unwrap_or(&OPEN)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn bool(&self, i: usize) -> bool {
         self.value(i).as_bool().unwrap_or(false)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn int(&self, i: usize) -> i64 {
         self.value(i).as_int().unwrap_or(0)
     }
 
     /// Float inputs; int inputs are widened.
-    #[inline]
+    #[inline(always)]
     pub fn float(&self, i: usize) -> f64 {
         self.value(i).as_f64().unwrap_or(0.0)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn str(&self, i: usize) -> &str {
         self.value(i).as_str().unwrap_or("")
     }
 
     /// A `Time` input (int milliseconds; negative reads as zero).
-    #[inline]
+    #[inline(always)]
     pub fn time(&self, i: usize) -> Duration {
         Duration::from_millis(self.int(i).max(0) as u64)
     }
@@ -315,7 +305,7 @@ impl<'a> Io<'a> {
 
     /// Sets output `o`. A value of another type than the wired signal is ignored (the compiler
     /// has made that impossible for correct blocks; this keeps the image well-typed regardless).
-    #[inline]
+    #[inline(always)]
     pub fn set(&mut self, o: usize, v: Value) {
         if let Some(Some(s)) = self.outputs.get(o) {
             let slot = &mut self.image[*s as usize];
@@ -331,29 +321,29 @@ impl<'a> Io<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn set_bool(&mut self, o: usize, v: bool) {
         self.set(o, Value::Bool(v));
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn set_int(&mut self, o: usize, v: i64) {
         self.set(o, Value::Int(v));
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn set_float(&mut self, o: usize, v: f64) {
         self.set(o, Value::Float(v));
     }
 
     /// A `Time` output, in int milliseconds.
-    #[inline]
+    #[inline(always)]
     pub fn set_time(&mut self, o: usize, d: Duration) {
         self.set(o, Value::Int(d.as_millis().min(i64::MAX as u128) as i64));
     }
 
     /// Sets a `Num` output: stored as float, or rounded to int when the wired signal is int.
-    #[inline]
+    #[inline(always)]
     pub fn set_num(&mut self, o: usize, v: f64) {
         if let Some(Some(s)) = self.outputs.get(o) {
             let slot = &mut self.image[*s as usize];

@@ -350,6 +350,19 @@ fn bad_inputs_freeze_the_block_and_mark_outputs_bad() {
     e.run_until(ms(20));
     let s = bus.read(o).unwrap();
     assert_eq!((s.value, s.quality), (Value::Float(6.0), Quality::Good));
+
+    // All good now (the scan takes its fast path); a bad input must still be noticed.
+    e.run_until(ms(30));
+    let before = runs.load(Ordering::SeqCst);
+    bus.set_quality(i, Quality::Bad(BadReason::Timeout), Timestamp::default())
+        .unwrap();
+    e.run_until(ms(40));
+    assert_eq!(runs.load(Ordering::SeqCst), before, "frozen again");
+    let s = bus.read(o).unwrap();
+    assert_eq!(
+        (s.value, s.quality),
+        (Value::Float(6.0), Quality::Bad(BadReason::InputBad))
+    );
 }
 
 fn watchdog_program(bus: &Bus, body: impl FnMut(&mut Io<'_>) + Send + 'static) -> Program {
