@@ -2,7 +2,7 @@
 //!
 //! Start-up: load → validate → compile (the same path as `petra check`), build the bus, restore
 //! retained values, start the scan thread, then the async side (status line, retained-value
-//! saver). Shutdown on SIGINT/SIGTERM: cancel and await every async task, stop the scan thread
+//! saver; each a named span with the shared cancellation token). Shutdown on SIGINT/SIGTERM: cancel and await every async task, stop the scan thread
 //! after one last scan, save retained values, exit 0.
 
 use crate::{retain, rt};
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info_span};
 
 /// Retained values are saved at most this often while running (and always at shutdown).
 const RETAIN_SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -63,7 +64,9 @@ pub fn run(path: &Path, status_every: Duration) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
         if !status_every.is_zero() {
             let (bus, stats, cancel) = (bus.clone(), stats.clone(), cancel.clone());
-            tasks.spawn(status_line(bus, stats, status_every, cancel));
+            tasks.spawn(
+                status_line(bus, stats, status_every, cancel).instrument(info_span!("status-line")),
+            );
         }
         if let Some(feed) = retain_feed {
             let notify = Arc::new(Notify::new());
@@ -74,7 +77,10 @@ pub fn run(path: &Path, status_every: Duration) -> anyhow::Result<()> {
                 ids: retained.clone(),
                 path: retain_path.clone(),
             };
-            tasks.spawn(ctx.run(feed, notify, cancel.clone()));
+            tasks.spawn(
+                ctx.run(feed, notify, cancel.clone())
+                    .instrument(info_span!("retain-saver")),
+            );
         }
         let stop = wait_for_stop().await;
         tracing::info!(signal = stop, "stopping");

@@ -251,3 +251,34 @@ fn version_and_help_are_available() {
         assert!(help.contains(cmd), "{help}");
     }
 }
+
+#[test]
+fn an_impossible_cpu_pin_is_a_clear_warning_not_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pin.yaml");
+    std::fs::write(
+        &config,
+        "plant: pin\n\
+         engine: { cpu: 4095 }\n\
+         signals:\n\
+         \x20 - { name: a, type: bool, initial: true }\n\
+         \x20 - { name: b, type: bool }\n\
+         blocks:\n\
+         \x20 - { name: n, type: NOT, inputs: { in: a }, outputs: { out: b } }\n",
+    )
+    .unwrap();
+    let mut p = Child::spawn(
+        "petra run",
+        petra()
+            .args(["run", "--status-every", "100ms"])
+            .arg(&config),
+    );
+    let warning = p.wait_for_line("could not pin the scan thread", DEFAULT_TIMEOUT);
+    assert!(
+        warning.contains("WARN") && warning.contains("cpu=4095"),
+        "{warning}"
+    );
+    p.wait_for_line("b=false", DEFAULT_TIMEOUT);
+    p.signal(libc_sigterm());
+    assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
+}
