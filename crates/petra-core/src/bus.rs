@@ -430,19 +430,8 @@ impl Bus {
         };
         slot.quality.store(q, Ordering::Relaxed);
         slot.ts.store(ts.unix_nanos(), Ordering::Relaxed);
-        // Lossless changes are queued under the slot's lock so two writers of one signal cannot
-        // reorder them.
         if changed {
-            for f in self.lossless.iter().filter(|f| f.wants(idx)) {
-                f.push(Change {
-                    id,
-                    sample: Sample {
-                        value: value.clone(),
-                        quality,
-                        ts,
-                    },
-                });
-            }
+            self.queue_lossless(id, value, quality, ts);
         }
         slot.unlock(s);
         if changed {
@@ -473,16 +462,7 @@ impl Bus {
             slot.quality.store(q, Ordering::Relaxed);
             slot.ts.store(ts.unix_nanos(), Ordering::Relaxed);
             let value = slot.value_from_bits(slot.bits.load(Ordering::Relaxed));
-            for f in self.lossless.iter().filter(|f| f.wants(idx)) {
-                f.push(Change {
-                    id,
-                    sample: Sample {
-                        value: value.clone(),
-                        quality,
-                        ts,
-                    },
-                });
-            }
+            self.queue_lossless(id, &value, quality, ts);
         }
         slot.unlock(s);
         if changed {
@@ -505,6 +485,21 @@ impl Bus {
             .iter()
             .map(|f| LosslessFeed { inner: f.clone() }.dropped())
             .sum()
+    }
+
+    /// Queues a change on every lossless feed that wants it. Called with the slot locked, so
+    /// two writers of one signal cannot reorder its changes.
+    fn queue_lossless(&self, id: SignalId, value: &Value, quality: Quality, ts: Timestamp) {
+        for f in self.lossless.iter().filter(|f| f.wants(id.index())) {
+            f.push(Change {
+                id,
+                sample: Sample {
+                    value: value.clone(),
+                    quality,
+                    ts,
+                },
+            });
+        }
     }
 
     fn announce(&self, idx: usize) {
