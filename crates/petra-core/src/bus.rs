@@ -164,62 +164,61 @@ impl Slot {
         }
     }
 
+    /// Runs `load` until no write overlapped it: the read side of the sequence lock.
+    #[inline(always)]
+    fn stable<R>(&self, load: impl Fn() -> R) -> R {
+        loop {
+            let s1 = self.seq.load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let r = load();
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == s1 {
+                return r;
+            }
+        }
+    }
+
     // Always inlined: returned by value through a call, the sample is assembled byte-wise on
     // the stack and re-read wide, which stalls store forwarding (measured: 2.5× slower reads).
     #[inline(always)]
     fn read(&self) -> Sample {
-        loop {
-            let s1 = self.seq.load(Ordering::Acquire);
-            if s1 & 1 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let bits = self.bits.load(Ordering::Relaxed);
-            let ts = self.ts.load(Ordering::Relaxed);
-            let q = self.quality.load(Ordering::Relaxed);
-            let value = self.value_from_bits(bits);
-            fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) == s1 {
-                return Sample {
-                    value,
-                    quality: Quality::decode(q),
-                    ts: Timestamp::from_unix_nanos(ts),
-                };
-            }
+        let (value, ts, q) = self.stable(|| {
+            (
+                self.value_from_bits(self.bits.load(Ordering::Relaxed)),
+                self.ts.load(Ordering::Relaxed),
+                self.quality.load(Ordering::Relaxed),
+            )
+        });
+        Sample {
+            value,
+            quality: Quality::decode(q),
+            ts: Timestamp::from_unix_nanos(ts),
         }
     }
-}
 
-impl Slot {
-    /// Like `read`, but stores the value straight into `dst` (which must hold this slot's
+    /// Like `read`, but stores the value straight into `dst` (which should hold this slot's
     /// type). Avoids assembling a `Sample` on the stack: the engine latches a thousand inputs per
     /// scan this way.
     #[inline(always)]
     fn read_into(&self, dst: &mut Value) -> Quality {
-        loop {
-            let s1 = self.seq.load(Ordering::Acquire);
-            if s1 & 1 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let bits = self.bits.load(Ordering::Relaxed);
-            let q = self.quality.load(Ordering::Relaxed);
-            let text = self.text.as_ref().map(|t| Arc::clone(&**t.load()));
-            fence(Ordering::Acquire);
-            if self.seq.load(Ordering::Relaxed) != s1 {
-                continue;
-            }
-            match (self.ty, dst) {
-                (ValueType::Bool, Value::Bool(b)) => *b = bits != 0,
-                (ValueType::Int, Value::Int(i)) => *i = bits as i64,
-                (ValueType::Float, Value::Float(f)) => *f = f64::from_bits(bits),
-                (ValueType::String, dst) => {
-                    *dst = Value::String(text.unwrap_or_else(|| Arc::from("")))
-                }
-                (_, dst) => *dst = self.value_from_bits(bits),
-            }
-            return Quality::decode(q);
+        let (bits, q, text) = self.stable(|| {
+            (
+                self.bits.load(Ordering::Relaxed),
+                self.quality.load(Ordering::Relaxed),
+                self.text.as_ref().map(|t| Arc::clone(&**t.load())),
+            )
+        });
+        match (self.ty, dst) {
+            (ValueType::Bool, Value::Bool(b)) => *b = bits != 0,
+            (ValueType::Int, Value::Int(i)) => *i = bits as i64,
+            (ValueType::Float, Value::Float(f)) => *f = f64::from_bits(bits),
+            (ValueType::String, dst) => *dst = Value::String(text.unwrap_or_else(|| Arc::from(""))),
+            (_, dst) => *dst = self.value_from_bits(bits),
         }
+        Quality::decode(q)
     }
 }
 

@@ -140,6 +140,11 @@ impl Child {
         assert_eq!(rc, 0, "cannot signal {}", self.name);
     }
 
+    /// Sends SIGTERM, the way a service manager stops a process.
+    pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
     /// Waits for the process to exit.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let mut status = None;

@@ -20,6 +20,23 @@ fn quickstart_in(dir: &Path) -> PathBuf {
     path
 }
 
+/// Writes `yaml` as `name` in `dir` and returns its path.
+fn config_file(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// `petra run` on `config` with a fast status line.
+fn run(config: &Path, status_every: &str) -> Child {
+    Child::spawn(
+        "petra run",
+        petra()
+            .args(["run", "--status-every", status_every])
+            .arg(config),
+    )
+}
+
 fn value_of(line: &str, signal: &str) -> Option<f64> {
     let start = line.find(&format!(" {signal}="))? + signal.len() + 2;
     line[start..].split_whitespace().next()?.parse().ok()
@@ -29,12 +46,7 @@ fn value_of(line: &str, signal: &str) -> Option<f64> {
 fn quickstart_runs_shows_a_live_process_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let config = quickstart_in(dir.path());
-    let mut p = Child::spawn(
-        "petra run",
-        petra()
-            .args(["run", "--status-every", "200ms"])
-            .arg(&config),
-    );
+    let mut p = run(&config, "200ms");
     p.wait_for_line("petra is running", DEFAULT_TIMEOUT);
     // The tank level moves: the simulation and the control task are both scanning.
     let mut levels = Vec::new();
@@ -52,7 +64,7 @@ fn quickstart_runs_shows_a_live_process_and_stops_cleanly_on_sigterm() {
         .rfind(|l| l.starts_with("scans "))
         .unwrap();
     assert!(last.contains("overruns 0"), "{last}");
-    p.signal(libc_sigterm());
+    p.terminate();
     let status = p.wait_exit(DEFAULT_TIMEOUT);
     assert!(
         status.success(),
@@ -73,39 +85,29 @@ fn quickstart_runs_shows_a_live_process_and_stops_cleanly_on_sigterm() {
     assert_eq!(retained["signals"]["level.high_sp"]["value"], 7.0);
 }
 
-fn libc_sigterm() -> i32 {
-    15
-}
-
 #[test]
 fn retained_values_are_restored_at_start_and_saved_at_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("retain.yaml");
-    std::fs::write(
-        &config,
+    let config = config_file(
+        dir.path(),
+        "retain.yaml",
         "plant: retain\n\
          signals:\n\
          \x20 - { name: kept, type: float, initial: 1.0, retain: true }\n\
          \x20 - { name: doubled, type: float, initial: 0.0, retain: true }\n\
          blocks:\n\
          \x20 - { name: dbl, type: ADD, inputs: { in1: kept, in2: kept }, outputs: { out: doubled } }\n",
-    )
-    .unwrap();
+    );
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     std::fs::write(
         dir.path().join("data/retained.json"),
         r#"{"version":1,"signals":{"kept":{"type":"float","value":4.5,"ts":0}}}"#,
     )
     .unwrap();
-    let mut p = Child::spawn(
-        "petra run",
-        petra()
-            .args(["run", "--status-every", "100ms"])
-            .arg(&config),
-    );
+    let mut p = run(&config, "100ms");
     let line = p.wait_for_line("doubled=9.00", DEFAULT_TIMEOUT);
     assert!(line.contains("kept=4.50"), "{line}");
-    p.signal(libc_sigterm());
+    p.terminate();
     assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
     let saved: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("data/retained.json")).unwrap(),
@@ -137,9 +139,9 @@ fn check_accepts_the_quickstart() {
 #[test]
 fn check_prints_every_error_with_file_line_and_column_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("broken.yaml");
-    std::fs::write(
-        &config,
+    let config = config_file(
+        dir.path(),
+        "broken.yaml",
         "plant: broken\n\
          signals:\n\
          \x20 - { name: a, type: float, colour: red }\n\
@@ -149,8 +151,7 @@ fn check_prints_every_error_with_file_line_and_column_and_exits_1() {
          blocks:\n\
          \x20 - { name: b, type: NOT, inputs: { in: missing }, outputs: { out: a } }\n\
          drivers: []\n",
-    )
-    .unwrap();
+    );
     let out = petra().arg("check").arg(&config).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -255,9 +256,9 @@ fn version_and_help_are_available() {
 #[test]
 fn an_impossible_cpu_pin_is_a_clear_warning_not_a_failure() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pin.yaml");
-    std::fs::write(
-        &config,
+    let config = config_file(
+        dir.path(),
+        "pin.yaml",
         "plant: pin\n\
          engine: { cpu: 4095 }\n\
          signals:\n\
@@ -265,20 +266,14 @@ fn an_impossible_cpu_pin_is_a_clear_warning_not_a_failure() {
          \x20 - { name: b, type: bool }\n\
          blocks:\n\
          \x20 - { name: n, type: NOT, inputs: { in: a }, outputs: { out: b } }\n",
-    )
-    .unwrap();
-    let mut p = Child::spawn(
-        "petra run",
-        petra()
-            .args(["run", "--status-every", "100ms"])
-            .arg(&config),
     );
+    let mut p = run(&config, "100ms");
     let warning = p.wait_for_line("could not pin the scan thread", DEFAULT_TIMEOUT);
     assert!(
         warning.contains("WARN") && warning.contains("cpu=4095"),
         "{warning}"
     );
     p.wait_for_line("b=false", DEFAULT_TIMEOUT);
-    p.signal(libc_sigterm());
+    p.terminate();
     assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
 }
