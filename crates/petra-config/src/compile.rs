@@ -540,6 +540,22 @@ fn check_writers(cx: &mut Cx<'_>, sigs: &Signals, blocks: &[BlockOut]) {
                 ),
                 None => {
                     writer.insert(*id, (&b.name, at.line));
+                    let plan = &sigs.list[id.index()].plan;
+                    if !plan.write.is_empty() {
+                        // The block would overwrite any outside write on its next scan.
+                        cx.err(
+                            *at,
+                            "multiple-writers",
+                            format!(
+                                "signal `{}` is written by block `{}` and also writable from outside \
+                                 (`write: [{}]`); the block would overwrite every outside write \
+                                 — remove `write` or feed the block from another signal",
+                                plan.def.name,
+                                b.name,
+                                plan.write.join(", ")
+                            ),
+                        );
+                    }
                 }
             }
         }

@@ -188,10 +188,10 @@ engine: { rt_priority: 50, cpu: 1 }
 signals:
   - name: start.button
     type: bool
+    write: [operator, admin]
   - name: motor.run
     type: bool
     safe: false
-    write: [operator, admin]
   - name: tank.level
     type: float
     unit: m
@@ -273,8 +273,8 @@ fn a_full_configuration_compiles_into_a_plan() {
     assert_eq!((level.min, level.max), (Some(0.0), Some(10.0)));
     assert!(level.retain);
     assert_eq!(level.description.as_deref(), Some("Tank level"));
-    assert_eq!(plan.signals[1].write, ["operator", "admin"]);
-    assert!(plan.signals[0].write.is_empty() && !plan.signals[0].retain);
+    assert_eq!(plan.signals[0].write, ["operator", "admin"]);
+    assert!(plan.signals[1].write.is_empty() && !plan.signals[1].retain);
     assert_eq!(
         plan.signals[7].def.initial,
         Some(Value::from("a ${literal} text"))
@@ -663,6 +663,24 @@ blocks:
     let d = one_error(src, "multiple-writers", 10, 19);
     assert!(
         d.message.contains("already written by block `t1` (line 5)"),
+        "{d}"
+    );
+}
+
+#[test]
+fn a_block_output_cannot_also_be_writable_from_outside() {
+    let src = "plant: demo
+signals:
+  - { name: s, type: bool }
+  - { name: q, type: bool, write: [operator, mqtt] }
+blocks:
+  - { name: t1, type: TON, inputs: { in: s }, outputs: { q: q }, params: { pt: 1s } }
+";
+    let d = one_error(src, "multiple-writers", 6, 61);
+    assert!(
+        d.message
+            .contains("written by block `t1` and also writable from outside")
+            && d.message.contains("operator, mqtt"),
         "{d}"
     );
 }
