@@ -27,10 +27,13 @@ pub enum BadReason {
     Conversion = 8,
     /// The value was not refreshed within its expected interval.
     Stale = 9,
+    /// A block's computation has no defined result this scan (division by zero, NaN,
+    /// overflow); the output holds the block's documented fallback value.
+    Arithmetic = 10,
 }
 
 impl BadReason {
-    pub const ALL: [BadReason; 9] = [
+    pub const ALL: [BadReason; 10] = [
         BadReason::NoValue,
         BadReason::NotConnected,
         BadReason::Timeout,
@@ -40,6 +43,7 @@ impl BadReason {
         BadReason::Watchdog,
         BadReason::Conversion,
         BadReason::Stale,
+        BadReason::Arithmetic,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +57,7 @@ impl BadReason {
             BadReason::Watchdog => "watchdog",
             BadReason::Conversion => "conversion",
             BadReason::Stale => "stale",
+            BadReason::Arithmetic => "arithmetic",
         }
     }
 }

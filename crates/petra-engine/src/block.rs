@@ -12,11 +12,17 @@
 //! scan. It never sees a signal name, the bus or a clock, so it behaves the same in real and
 //! virtual time.
 //!
-//! Quality is handled by the engine, not by blocks: if any wired input is bad, the block is not
-//! executed (its state is frozen) and its outputs keep their last value with quality
-//! `bad(input_bad)`; if any input is uncertain, the outputs are uncertain.
+//! Quality is handled by the engine: if any wired input is bad, the block is not executed (its
+//! state is frozen) and its outputs keep their last value with quality `bad(input_bad)`; if any
+//! input is uncertain, the outputs are uncertain. A block whose computation has no defined
+//! result this scan (division by zero, NaN, overflow) sets its documented fallback value and
+//! calls [`Io::set_quality`]; downstream blocks then see a bad input.
+//!
+//! Hot reload keeps state: [`Block::adopt`] hands a new instance the running one of the same
+//! name and type.
 
-use petra_core::{MonoTime, Value, ValueType};
+use petra_core::{MonoTime, Quality, Value, ValueType};
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -218,8 +224,23 @@ pub struct BlockType {
 }
 
 /// A block instance. `execute` runs once per scan of its task, in dependency order.
-pub trait Block: Send + 'static {
+pub trait Block: Any + Send {
     fn execute(&mut self, io: &mut Io<'_>);
+
+    /// Hot reload: called once on the freshly built instance, before its first scan, with the
+    /// running instance of the same name and type. Copy the state worth keeping — a running
+    /// timer's start, a counter's count, a PID's integral — so a reload does not disturb the
+    /// process; parameters stay the new ones. The default keeps nothing (the block starts
+    /// fresh). Use [`previous`] to get the old instance as its concrete type.
+    fn adopt(&mut self, previous: &mut dyn Block) {
+        let _ = previous;
+    }
+}
+
+/// The running instance handed to [`Block::adopt`], as `T` — `None` if it is another type
+/// (which the engine never does: it only pairs blocks of the same name and type).
+pub fn previous<T: Block>(previous: &mut dyn Block) -> Option<&mut T> {
+    (previous as &mut dyn Any).downcast_mut::<T>()
 }
 
 static OPEN: Value = Value::Bool(false);
@@ -236,6 +257,8 @@ pub struct Io<'a> {
     pub(crate) now: MonoTime,
     pub(crate) dt: Duration,
     pub(crate) first_scan: bool,
+    /// Quality the block asked for its outputs this scan (see [`Io::set_quality`]).
+    pub(crate) flag: Quality,
 }
 
 impl<'a> Io<'a> {
@@ -256,7 +279,22 @@ impl<'a> Io<'a> {
             now,
             dt,
             first_scan,
+            flag: Quality::Good,
         }
+    }
+
+    /// Marks every output of this block, for this scan, with (at least) quality `q` — e.g.
+    /// `Quality::Bad(BadReason::Arithmetic)` after a division by zero, with the outputs set to
+    /// the block's documented fallback value. The worst of repeated calls wins; the next scan
+    /// starts good again.
+    #[inline(always)]
+    pub fn set_quality(&mut self, q: Quality) {
+        self.flag = self.flag.worst(q);
+    }
+
+    /// What [`Io::set_quality`] asked for this scan (good if nothing).
+    pub fn quality(&self) -> Quality {
+        self.flag
     }
 
     pub fn input_count(&self) -> usize {

@@ -23,7 +23,7 @@ mod scan;
 
 pub use block::{
     Block, BlockType, BuildCtx, BuildResult, Io, MAX_VARIADIC, ParamSpec, ParamType, ParamValue,
-    Params, PortSpec, PortType, ResolvedPort,
+    Params, PortSpec, PortType, ResolvedPort, previous,
 };
 pub use registry::Registry;
 pub use scan::{Engine, EngineHandle, Histograms, Percentiles, Stats, TaskSnapshot, TaskStats};

@@ -536,7 +536,9 @@ impl Engine {
         let n = task.blocks.len();
         // Fast path: every input and every block output is good, so all stay good and the
         // per-block quality bookkeeping can be skipped.
-        let fast = inputs_good && task.all_good;
+        // A block that reports a bad result (`Io::set_quality`) ends the fast path: the blocks
+        // after it must see that quality.
+        let mut fast = inputs_good && task.all_good;
         for k in 0..n {
             // Each block's state is its own small heap allocation, cold after a sleep between
             // scans; fetching a few blocks ahead overlaps those misses instead of paying them
@@ -562,14 +564,16 @@ impl Engine {
                     now: scheduled,
                     dt,
                     first_scan,
+                    flag: Quality::Good,
                 };
                 b.block.execute(&mut io);
-                worst
+                worst.worst(io.flag)
             };
-            if !fast {
+            if !fast || !out_q.is_good() {
                 for s in &task.out_slots[b.out_slots.r()] {
                     task.quality[*s as usize] = out_q;
                 }
+                fast = false;
             }
         }
         if !fast {

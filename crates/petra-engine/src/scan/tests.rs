@@ -529,3 +529,55 @@ fn programs_that_cannot_run_are_refused() {
         Err(EngineError::NoTasks)
     ));
 }
+
+#[test]
+fn a_block_can_mark_its_outputs_bad_and_downstream_blocks_see_it() {
+    let bus = floats(&["a", "b", "c"]);
+    let (a, b, c) = (sig(&bus, "a"), sig(&bus, "b"), sig(&bus, "c"));
+    let program = Program {
+        tasks: vec![task(
+            "main",
+            10,
+            0,
+            vec![
+                // Division-like block: a == 0 has no defined result.
+                block("div", vec![Input::Signal(a)], vec![Some(b)], |io| {
+                    let x = io.float(0);
+                    if x == 0.0 {
+                        io.set_float(0, 0.0);
+                        io.set_quality(Quality::Bad(BadReason::Arithmetic));
+                    } else {
+                        io.set_float(0, 1.0 / x);
+                    }
+                }),
+                add_one("after", &bus, "b", "c"),
+            ],
+        )],
+        safe_values: vec![],
+    };
+    bus.write(a, Value::Float(2.0), Quality::Good, Timestamp::default())
+        .unwrap();
+    let mut e = Engine::new(program, bus.clone(), vclock()).unwrap();
+    e.run_due();
+    e.run_until(ms(10)); // all good: the fast path
+    assert_eq!(get(&bus, "c"), 1.5);
+    bus.write(a, Value::Float(0.0), Quality::Good, Timestamp::default())
+        .unwrap();
+    e.run_until(ms(20));
+    let arith = Quality::Bad(BadReason::Arithmetic);
+    assert_eq!(bus.read(b).unwrap().quality, arith);
+    let sc = bus.read(c).unwrap();
+    assert_eq!(
+        (sc.value, sc.quality),
+        (Value::Float(1.5), Quality::Bad(BadReason::InputBad))
+    );
+    bus.write(a, Value::Float(4.0), Quality::Good, Timestamp::default())
+        .unwrap();
+    e.run_until(ms(30));
+    assert_eq!(
+        bus.read(b).unwrap().quality,
+        Quality::Good,
+        "the next scan starts good"
+    );
+    assert_eq!(get(&bus, "c"), 1.25);
+}
