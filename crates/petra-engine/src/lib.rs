@@ -19,14 +19,20 @@
 pub mod block;
 pub mod graph;
 pub mod registry;
+mod reload;
 mod scan;
+#[cfg(test)]
+mod testutil;
+mod thread;
 
 pub use block::{
     Block, BlockType, BuildCtx, BuildResult, Io, MAX_VARIADIC, ParamSpec, ParamType, ParamValue,
     Params, PortSpec, PortType, ResolvedPort, previous,
 };
 pub use registry::Registry;
-pub use scan::{Engine, EngineHandle, Histograms, Percentiles, Stats, TaskSnapshot, TaskStats};
+pub use reload::ReloadReport;
+pub use scan::{Engine, Histograms, Percentiles, Stats, TaskSnapshot, TaskStats};
+pub use thread::{EngineHandle, StatsSource};
 
 use petra_core::{SignalId, Value};
 use std::time::Duration;

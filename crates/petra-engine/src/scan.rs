@@ -25,7 +25,6 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 const MIN_PERIOD: Duration = Duration::from_millis(1);
@@ -33,8 +32,8 @@ const MAX_PERIOD: Duration = Duration::from_secs(3600);
 /// How often the scan thread folds its private histograms into the shared ones.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// Longest single sleep of the scan thread, so a stop request is seen promptly.
-const MAX_SLEEP: Duration = Duration::from_millis(20);
-const IDLE: usize = usize::MAX;
+pub(crate) const MAX_SLEEP: Duration = Duration::from_millis(20);
+pub(crate) const IDLE: usize = usize::MAX;
 /// How many blocks ahead the scan prefetches block state.
 const PREFETCH_AHEAD: usize = 8;
 
@@ -79,11 +78,11 @@ pub struct TaskStats {
     pub name: String,
     pub period: Duration,
     pub priority: i32,
-    scans: AtomicU64,
-    overruns: AtomicU64,
-    watchdog_trips: AtomicU64,
-    last_scan_ns: AtomicU64,
-    hist: Mutex<Histograms>,
+    pub(crate) scans: AtomicU64,
+    pub(crate) overruns: AtomicU64,
+    pub(crate) watchdog_trips: AtomicU64,
+    pub(crate) last_scan_ns: AtomicU64,
+    pub(crate) hist: Mutex<Histograms>,
 }
 
 /// A consistent copy of a task's statistics.
@@ -143,8 +142,8 @@ pub struct Stats {
 /// A block as the scan runs it. Its bindings are ranges into the task's flat arrays, laid out
 /// in execution order: the scan walks memory sequentially instead of chasing four small
 /// allocations per block (measured: those cache misses were most of the scan time).
-struct RtBlock {
-    block: Box<dyn Block>,
+pub(crate) struct RtBlock {
+    pub(crate) block: Box<dyn Block>,
     srcs: Span,
     outs: Span,
     in_slots: Span,
@@ -168,6 +167,7 @@ impl Span {
 /// A block's bindings before they are flattened into the task.
 struct Pending {
     name: String,
+    type_name: &'static str,
     block: Box<dyn Block>,
     srcs: Vec<u32>,
     in_slots: Vec<u32>,
@@ -175,12 +175,14 @@ struct Pending {
     out_slots: Vec<u32>,
 }
 
-struct Task {
-    period: Duration,
+pub(crate) struct Task {
+    pub(crate) period: Duration,
     priority: i32,
     watchdog: Option<Duration>,
-    blocks: Vec<RtBlock>,
-    names: Vec<String>,
+    pub(crate) blocks: Vec<RtBlock>,
+    pub(crate) names: Vec<String>,
+    /// Block type names, for pairing blocks on reload.
+    pub(crate) types: Vec<&'static str>,
     /// Input sources of every block, in execution order.
     srcs: Vec<u32>,
     /// Output image slots (or unwired) of every block.
@@ -189,36 +191,41 @@ struct Task {
     in_slots: Vec<u32>,
     /// Image slots of wired outputs.
     out_slots: Vec<u32>,
-    image: Vec<Value>,
-    quality: Vec<Quality>,
+    pub(crate) image: Vec<Value>,
+    pub(crate) quality: Vec<Quality>,
     /// Signals copied from the bus into the image at task start.
-    latch: Vec<(u32, SignalId)>,
+    pub(crate) latch: Vec<(u32, SignalId)>,
     /// Signals committed from the image to the bus at task end.
-    commit: Vec<(u32, SignalId)>,
+    pub(crate) commit: Vec<(u32, SignalId)>,
     safe: Vec<(SignalId, Value)>,
-    next: MonoTime,
-    last: Option<MonoTime>,
-    local: Histograms,
+    pub(crate) next: MonoTime,
+    pub(crate) last: Option<MonoTime>,
+    pub(crate) local: Histograms,
     /// Every image slot was good at the end of the last scan: with good inputs, this scan can
     /// skip the per-block quality bookkeeping.
-    all_good: bool,
+    pub(crate) all_good: bool,
 }
 
-/// State shared between the scan thread and the watchdog monitor.
-struct Watch {
-    current: AtomicUsize,
-    started: AtomicU64,
-    tripped: Vec<AtomicBool>,
+/// State shared between the scan thread and the watchdog monitor: which task runs since when,
+/// and what the monitor needs to act. One per engine; a reload swaps it.
+pub(crate) struct Watch {
+    pub(crate) current: AtomicUsize,
+    pub(crate) started: AtomicU64,
+    pub(crate) tripped: Vec<AtomicBool>,
+    pub(crate) limits: Vec<Option<Duration>>,
+    pub(crate) safe: Vec<Vec<(SignalId, Value)>>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) bus: Arc<Bus>,
 }
 
 /// The scan engine. See the module documentation.
 pub struct Engine {
-    bus: Arc<Bus>,
-    clock: Arc<dyn Clock>,
-    tasks: Vec<Task>,
-    stats: Arc<Stats>,
-    watch: Arc<Watch>,
-    last_publish: MonoTime,
+    pub(crate) bus: Arc<Bus>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) tasks: Vec<Task>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) watch: Arc<Watch>,
+    pub(crate) last_publish: MonoTime,
 }
 
 impl Engine {
@@ -347,6 +354,7 @@ impl Engine {
                 }
                 by_index.push(Some(Pending {
                     name: b.name,
+                    type_name: b.type_name,
                     block: b.block,
                     srcs,
                     in_slots,
@@ -357,7 +365,7 @@ impl Engine {
             // Bus slots in id order, so latching and committing walk the bus sequentially.
             latch.sort_by_key(|(_, id)| *id);
             commit.sort_by_key(|(_, id)| *id);
-            let (mut names, mut blocks) = (Vec::new(), Vec::new());
+            let (mut names, mut types, mut blocks) = (Vec::new(), Vec::new(), Vec::new());
             let (mut srcs, mut outs, mut in_slots, mut out_slots) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for i in order {
@@ -370,6 +378,7 @@ impl Engine {
                     out_slots: append(&mut out_slots, p.out_slots),
                 });
                 names.push(p.name);
+                types.push(p.type_name);
             }
             let task_safe = commit
                 .iter()
@@ -391,6 +400,7 @@ impl Engine {
                 watchdog: spec.watchdog,
                 blocks,
                 names,
+                types,
                 srcs,
                 outs,
                 in_slots,
@@ -406,16 +416,21 @@ impl Engine {
                 all_good: false,
             });
         }
+        let stats = Arc::new(Stats { tasks: stats });
         let watch = Arc::new(Watch {
             current: AtomicUsize::new(IDLE),
             started: AtomicU64::new(0),
             tripped: tasks.iter().map(|_| AtomicBool::new(false)).collect(),
+            limits: tasks.iter().map(|t| t.watchdog).collect(),
+            safe: tasks.iter().map(|t| t.safe.clone()).collect(),
+            stats: stats.clone(),
+            bus: bus.clone(),
         });
         Ok(Engine {
             bus,
             clock,
             tasks,
-            stats: Arc::new(Stats { tasks: stats }),
+            stats,
             watch,
             last_publish: now,
         })
@@ -444,7 +459,7 @@ impl Engine {
     }
 
     /// Moves every task's first deadline to `t` (used when the scan thread starts).
-    fn restart_at(&mut self, t: MonoTime) {
+    pub(crate) fn restart_at(&mut self, t: MonoTime) {
         for task in &mut self.tasks {
             task.next = t;
             task.last = None;
@@ -624,7 +639,7 @@ impl Engine {
     }
 
     /// Folds the private histograms into the shared ones.
-    fn publish(&mut self) {
+    pub(crate) fn publish(&mut self) {
         for (task, stats) in self.tasks.iter_mut().zip(&self.stats.tasks) {
             if task.local.scan.is_empty() {
                 continue;
@@ -637,83 +652,6 @@ impl Engine {
                 task.local.jitter.reset();
             }
         }
-    }
-
-    /// Moves the engine onto its dedicated OS thread (`petra-scan`). `on_start` runs first on
-    /// that thread (the binary uses it for real-time priority and CPU pinning). Tasks start at
-    /// the moment the thread starts. With a watchdog on any task, a `petra-watchdog` thread
-    /// monitors hung scans.
-    pub fn spawn(
-        mut self,
-        on_start: Box<dyn FnOnce() + Send>,
-    ) -> Result<EngineHandle, EngineError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stats = self.stats.clone();
-        let monitor = self.spawn_monitor(stop.clone())?;
-        let thread_stop = stop.clone();
-        let join = std::thread::Builder::new()
-            .name("petra-scan".into())
-            .spawn(move || {
-                on_start();
-                let start = self.clock.mono();
-                self.restart_at(start);
-                while !thread_stop.load(Ordering::Acquire) {
-                    let deadline = self.run_due();
-                    let now = self.clock.mono();
-                    if deadline > now {
-                        let wake = deadline.min(now.saturating_add(MAX_SLEEP));
-                        self.clock.sleep_until(wake);
-                    }
-                }
-                self.run_final();
-            })
-            .map_err(|e| EngineError::Thread(e.to_string()))?;
-        Ok(EngineHandle {
-            stop,
-            join: Some(join),
-            monitor,
-            stats,
-        })
-    }
-
-    fn spawn_monitor(&self, stop: Arc<AtomicBool>) -> Result<Option<JoinHandle<()>>, EngineError> {
-        let limits: Vec<Option<Duration>> = self.tasks.iter().map(|t| t.watchdog).collect();
-        let Some(shortest) = limits.iter().flatten().min().copied() else {
-            return Ok(None);
-        };
-        let tick = (shortest / 10).clamp(Duration::from_micros(500), Duration::from_millis(50));
-        let safe: Vec<Vec<(SignalId, Value)>> = self.tasks.iter().map(|t| t.safe.clone()).collect();
-        let (watch, bus, clock, stats) = (
-            self.watch.clone(),
-            self.bus.clone(),
-            self.clock.clone(),
-            self.stats.clone(),
-        );
-        std::thread::Builder::new()
-            .name("petra-watchdog".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    std::thread::sleep(tick);
-                    let k = watch.current.load(Ordering::Acquire);
-                    let Some(limit) = limits.get(k).copied().flatten() else {
-                        continue;
-                    };
-                    let started = MonoTime::from_nanos(watch.started.load(Ordering::Relaxed));
-                    if clock.mono().saturating_sub(started) > limit
-                        && watch.current.load(Ordering::Acquire) == k
-                        && !watch.tripped[k].swap(true, Ordering::AcqRel)
-                    {
-                        drive_safe(&bus, &safe[k], clock.wall());
-                        stats.tasks[k]
-                            .watchdog_trips
-                            .fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(task = %stats.tasks[k].name,
-                            "task is hung past its watchdog; outputs driven to their safe values");
-                    }
-                }
-            })
-            .map(Some)
-            .map_err(|e| EngineError::Thread(e.to_string()))
     }
 }
 
@@ -739,50 +677,9 @@ fn append<T>(flat: &mut Vec<T>, items: Vec<T>) -> Span {
     }
 }
 
-fn drive_safe(bus: &Bus, safe: &[(SignalId, Value)], ts: petra_core::Timestamp) {
+pub(crate) fn drive_safe(bus: &Bus, safe: &[(SignalId, Value)], ts: petra_core::Timestamp) {
     for (id, v) in safe {
         let _ = bus.write(*id, v.clone(), Quality::Bad(BadReason::Watchdog), ts);
-    }
-}
-
-/// The running engine on its thread.
-pub struct EngineHandle {
-    stop: Arc<AtomicBool>,
-    join: Option<JoinHandle<()>>,
-    monitor: Option<JoinHandle<()>>,
-    stats: Arc<Stats>,
-}
-
-impl EngineHandle {
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
-    }
-
-    /// Stops the scan thread after one last scan of every task, and waits for it.
-    pub fn stop(mut self) -> Result<(), EngineError> {
-        self.stop.store(true, Ordering::Release);
-        let mut result = Ok(());
-        for j in [self.join.take(), self.monitor.take()]
-            .into_iter()
-            .flatten()
-        {
-            if j.join().is_err() {
-                result = Err(EngineError::Thread("the scan thread panicked".into()));
-            }
-        }
-        result
-    }
-}
-
-impl Drop for EngineHandle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        for j in [self.join.take(), self.monitor.take()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = j.join();
-        }
     }
 }
 

@@ -33,6 +33,9 @@ enum Command {
         /// How often to print the one-line status (e.g. 5s); 0s turns it off.
         #[arg(long, default_value = "5s", value_parser = duration)]
         status_every: Duration,
+        /// Reload the configuration when the file changes (SIGHUP always reloads).
+        #[arg(long)]
+        watch: bool,
     },
     /// Validate a configuration without touching any device. Prints every error as
     /// FILE:LINE:COL: error[CODE]: message. Exit status 0 when valid, 1 when not.
@@ -64,7 +67,14 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             status_every,
-        } => run::run(&config, status_every),
+            watch,
+        } => run::run(
+            &config,
+            run::Options {
+                status_every,
+                watch,
+            },
+        ),
         Command::Check { config } => return check(&config),
         Command::Bench {
             what: BenchCommand::Scan(args),

@@ -1,80 +1,8 @@
 use super::*;
+use crate::testutil::*;
 use crate::{BlockInstance, TaskSpec};
-use petra_core::{BusBuilder, SignalDef, SystemClock, Timestamp, ValueType, VirtualClock};
+use petra_core::{BusBuilder, SignalDef, SystemClock, Timestamp, ValueType};
 use std::sync::mpsc;
-use std::time::Instant;
-
-struct FnBlock<F>(F);
-impl<F: FnMut(&mut Io<'_>) + Send + 'static> Block for FnBlock<F> {
-    fn execute(&mut self, io: &mut Io<'_>) {
-        (self.0)(io)
-    }
-}
-
-fn block(
-    name: &str,
-    inputs: Vec<Input>,
-    outputs: Vec<Option<SignalId>>,
-    f: impl FnMut(&mut Io<'_>) + Send + 'static,
-) -> BlockInstance {
-    BlockInstance {
-        name: name.into(),
-        type_name: "TEST",
-        block: Box::new(FnBlock(f)),
-        inputs,
-        outputs,
-    }
-}
-
-fn task(name: &str, period_ms: u64, priority: i32, blocks: Vec<BlockInstance>) -> TaskSpec {
-    TaskSpec {
-        name: name.into(),
-        period: Duration::from_millis(period_ms),
-        priority,
-        watchdog: None,
-        blocks,
-    }
-}
-
-fn floats(names: &[&str]) -> Arc<Bus> {
-    let defs = names
-        .iter()
-        .map(|n| SignalDef::new(*n, ValueType::Float).with_initial(0.0))
-        .collect();
-    BusBuilder::new(defs).unwrap().build(Timestamp::default())
-}
-
-fn vclock() -> Arc<VirtualClock> {
-    Arc::new(VirtualClock::new(Timestamp::from_unix_nanos(1_000_000_000)))
-}
-
-fn ms(n: u64) -> MonoTime {
-    MonoTime::from_nanos(n * 1_000_000)
-}
-
-fn get(bus: &Bus, name: &str) -> f64 {
-    bus.read(bus.id(name).unwrap())
-        .unwrap()
-        .value
-        .as_f64()
-        .unwrap()
-}
-
-fn sig(bus: &Bus, name: &str) -> SignalId {
-    bus.id(name).unwrap()
-}
-
-fn add_one(name: &str, bus: &Bus, from: &str, to: &str) -> BlockInstance {
-    block(
-        name,
-        vec![Input::Signal(sig(bus, from))],
-        vec![Some(sig(bus, to))],
-        |io| {
-            let v = io.float(0) + 1.0;
-            io.set_float(0, v)
-        },
-    )
-}
 
 type Log = Arc<Mutex<Vec<(String, u64)>>>;
 
@@ -404,14 +332,6 @@ fn watchdog_drives_safe_values_and_the_task_recovers_in_virtual_time() {
     e.run_until(ms(20));
     let s = bus.read(sig(&bus, "valve")).unwrap();
     assert_eq!((s.value, s.quality), (Value::Float(50.0), Quality::Good));
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
 }
 
 #[test]
