@@ -11,11 +11,11 @@
 //! * **signal values**, when the new engine comes with a new bus (the set of signals changed):
 //!   signals with the same name and type keep value, quality and timestamp.
 //!
-//! `take_over` runs on the scan thread between two scans; it does no allocation proportional
-//! to the old program beyond one name index.
+//! The pairing is computed off the scan thread ([`Engine::plan_take_over`]); between two scans
+//! the thread only moves state, copies values and refreshes the output image.
 
 use crate::Engine;
-use petra_core::SignalId;
+use petra_core::{Bus, SignalId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,55 +31,101 @@ pub struct ReloadReport {
     pub dropped: usize,
     /// Signals whose values were copied onto a new bus (0 when the bus stayed).
     pub signals_copied: usize,
+    /// How long the swap held the scan thread (set by `EngineHandle::reload`).
+    pub swap: std::time::Duration,
+}
+
+/// Names of an engine's tasks and blocks — what a reload pairs by. Immutable and shared, so a
+/// reload can be planned off the scan thread.
+pub(crate) struct Layout {
+    /// Per task: its name and its blocks' names and types, in execution order.
+    pub(crate) tasks: Vec<(String, Vec<(String, &'static str)>)>,
+}
+
+/// Which task and block of the running engine each new one takes over from, and which signal
+/// values move to the new bus. Computed off the scan thread by [`Engine::plan_take_over`].
+pub(crate) struct TakeOver {
+    /// The layout it was computed against (checked before it is applied).
+    against: Arc<Layout>,
+    /// New task index → running task index.
+    tasks: Vec<Option<usize>>,
+    /// (new task, new block, old task, old block).
+    blocks: Vec<(usize, usize, usize, usize)>,
+    /// Running bus id → new bus id, when the bus changes.
+    signals: Vec<(SignalId, SignalId)>,
+    old_blocks: usize,
 }
 
 impl Engine {
+    /// Pairs this (new) engine with the running one described by `old_layout` and `old_bus`.
+    /// Pure bookkeeping with names; no effect until [`Engine::take_over_planned`].
+    pub(crate) fn plan_take_over(&self, old_layout: &Arc<Layout>, old_bus: &Arc<Bus>) -> TakeOver {
+        let mut old_blocks: HashMap<&str, (usize, usize, &'static str)> = HashMap::new();
+        let mut old_tasks: HashMap<&str, usize> = HashMap::new();
+        for (ti, (task, blocks)) in old_layout.tasks.iter().enumerate() {
+            old_tasks.insert(task, ti);
+            for (bi, (name, ty)) in blocks.iter().enumerate() {
+                old_blocks.insert(name, (ti, bi, ty));
+            }
+        }
+        let mut plan = TakeOver {
+            against: old_layout.clone(),
+            tasks: Vec::new(),
+            blocks: Vec::new(),
+            signals: Vec::new(),
+            old_blocks: old_blocks.len(),
+        };
+        for (ti, (task, blocks)) in self.layout.tasks.iter().enumerate() {
+            plan.tasks.push(old_tasks.get(task.as_str()).copied());
+            for (bi, (name, ty)) in blocks.iter().enumerate() {
+                if let Some(&(oti, obi, oty)) = old_blocks.get(name.as_str())
+                    && oty == *ty
+                {
+                    plan.blocks.push((ti, bi, oti, obi));
+                }
+            }
+        }
+        if !Arc::ptr_eq(&self.bus, old_bus) {
+            for (i, def) in self.bus.defs().iter().enumerate() {
+                if let Some(oid) = old_bus.id(&def.name)
+                    && old_bus.def(oid).map(|d| d.ty) == Some(def.ty)
+                {
+                    plan.signals.push((oid, SignalId::from_index(i)));
+                }
+            }
+        }
+        plan
+    }
+
     /// Takes over from `old`, the engine running until now (see the module documentation).
     /// Call between two scans; afterwards run `self` instead of `old`.
     pub fn take_over(&mut self, old: &mut Engine) -> ReloadReport {
+        let plan = self.plan_take_over(&old.layout, &old.bus);
+        self.take_over_planned(old, plan)
+    }
+
+    /// [`Engine::take_over`] with the pairing computed beforehand (off the scan thread). A plan
+    /// made against another engine than `old` is recomputed.
+    pub(crate) fn take_over_planned(&mut self, old: &mut Engine, plan: TakeOver) -> ReloadReport {
+        if !Arc::ptr_eq(&plan.against, &old.layout) {
+            return self.take_over(old);
+        }
         let mut report = ReloadReport::default();
         self.clock = old.clock.clone();
         let now = self.clock.mono();
         old.publish();
 
-        if !Arc::ptr_eq(&self.bus, &old.bus) {
-            for (i, def) in self.bus.defs().iter().enumerate() {
-                let Some(oid) = old.bus.id(&def.name) else {
-                    continue;
-                };
-                if old.bus.def(oid).map(|d| d.ty) != Some(def.ty) {
-                    continue;
-                }
-                if let Some(sample) = old.bus.read(oid)
-                    && self
-                        .bus
-                        .write_sample(SignalId::from_index(i), &sample)
-                        .is_ok()
-                {
-                    report.signals_copied += 1;
-                }
+        for (oid, nid) in &plan.signals {
+            if let Some(sample) = old.bus.read(*oid)
+                && self.bus.write_sample(*nid, &sample).is_ok()
+            {
+                report.signals_copied += 1;
             }
         }
-
-        // Owned keys: the old blocks are borrowed mutably below to hand them to `adopt`.
-        let mut old_blocks: HashMap<String, (usize, usize, &'static str)> = HashMap::new();
-        for (ti, t) in old.tasks.iter().enumerate() {
-            for (bi, name) in t.names.iter().enumerate() {
-                old_blocks.insert(name.clone(), (ti, bi, t.types[bi]));
-            }
-        }
-        let old_task: HashMap<String, usize> = old
-            .stats
-            .tasks
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.clone(), i))
-            .collect();
-
         for (ti, task) in self.tasks.iter_mut().enumerate() {
             let stats = &self.stats.tasks[ti];
-            match old_task.get(stats.name.as_str()) {
-                Some(&oi) => {
+            match plan.tasks[ti] {
+                Some(oi) => {
                     let (ot, os) = (&old.tasks[oi], &old.stats.tasks[oi]);
                     task.next = ot.next;
                     task.last = ot.last;
@@ -101,30 +147,23 @@ impl Engine {
                     task.last = None;
                 }
             }
-            for bi in 0..task.blocks.len() {
-                let found = old_blocks
-                    .get(task.names[bi].as_str())
-                    .copied()
-                    .filter(|(_, _, ty)| *ty == task.types[bi]);
-                match found {
-                    Some((oti, obi, _)) => {
-                        let previous = &mut *old.tasks[oti].blocks[obi].block;
-                        task.blocks[bi].block.adopt(previous);
-                        report.kept += 1;
-                    }
-                    None => report.fresh += 1,
-                }
-            }
-            // The image was laid out when the engine was compiled; bring it up to date.
-            for (s, id) in task.latch.iter().chain(&task.commit) {
+            // Outputs were laid out when the engine was compiled; a block that stays frozen
+            // (bad input) must commit the current value, not that older one. Inputs are
+            // latched at the next scan anyway.
+            for (s, id) in &task.commit {
                 if let Some(q) = self.bus.read_into(*id, &mut task.image[*s as usize]) {
                     task.quality[*s as usize] = q;
                 }
             }
             task.all_good = false;
         }
-        let old_total: usize = old.tasks.iter().map(|t| t.blocks.len()).sum();
-        report.dropped = old_total - report.kept;
+        for &(ti, bi, oti, obi) in &plan.blocks {
+            let previous = &mut *old.tasks[oti].blocks[obi].block;
+            self.tasks[ti].blocks[bi].block.adopt(previous);
+        }
+        report.kept = plan.blocks.len();
+        report.fresh = self.layout.tasks.iter().map(|t| t.1.len()).sum::<usize>() - report.kept;
+        report.dropped = plan.old_blocks - report.kept;
         self.last_publish = now;
         report
     }

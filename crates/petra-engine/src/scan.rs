@@ -18,6 +18,7 @@
 
 use crate::block::{Block, Io};
 use crate::graph::{Node, execution_order};
+use crate::reload::Layout;
 use crate::{EngineError, Input, Program};
 use hdrhistogram::Histogram;
 use petra_core::{BadReason, Bus, Clock, MonoTime, Quality, SignalId, Value};
@@ -216,6 +217,7 @@ pub(crate) struct Watch {
     pub(crate) safe: Vec<Vec<(SignalId, Value)>>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) bus: Arc<Bus>,
+    pub(crate) layout: Arc<Layout>,
 }
 
 /// The scan engine. See the module documentation.
@@ -225,6 +227,7 @@ pub struct Engine {
     pub(crate) tasks: Vec<Task>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) watch: Arc<Watch>,
+    pub(crate) layout: Arc<Layout>,
     pub(crate) last_publish: MonoTime,
 }
 
@@ -417,6 +420,16 @@ impl Engine {
             });
         }
         let stats = Arc::new(Stats { tasks: stats });
+        let layout = Arc::new(Layout {
+            tasks: tasks
+                .iter()
+                .zip(&stats.tasks)
+                .map(|(t, st)| {
+                    let blocks = t.names.iter().cloned().zip(t.types.iter().copied());
+                    (st.name.clone(), blocks.collect())
+                })
+                .collect(),
+        });
         let watch = Arc::new(Watch {
             current: AtomicUsize::new(IDLE),
             started: AtomicU64::new(0),
@@ -425,6 +438,7 @@ impl Engine {
             safe: tasks.iter().map(|t| t.safe.clone()).collect(),
             stats: stats.clone(),
             bus: bus.clone(),
+            layout: layout.clone(),
         });
         Ok(Engine {
             bus,
@@ -432,6 +446,7 @@ impl Engine {
             tasks,
             stats,
             watch,
+            layout,
             last_publish: now,
         })
     }

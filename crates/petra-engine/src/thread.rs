@@ -7,6 +7,7 @@
 //! old engine is sent back and dropped on the caller's thread, so freeing thousands of blocks
 //! never delays a scan.
 
+use crate::reload::TakeOver;
 use crate::scan::{IDLE, MAX_SLEEP, Watch, drive_safe};
 use crate::{Engine, EngineError, ReloadReport, Stats};
 use arc_swap::ArcSwap;
@@ -21,6 +22,7 @@ const IDLE_TICK: Duration = Duration::from_millis(50);
 
 struct Swap {
     engine: Box<Engine>,
+    plan: TakeOver,
     reply: mpsc::SyncSender<(ReloadReport, Box<Engine>)>,
 }
 
@@ -47,7 +49,9 @@ impl Engine {
                 while !thread_stop.load(Ordering::Acquire) {
                     if let Ok(swap) = rx.try_recv() {
                         let mut next = swap.engine;
-                        let report = next.take_over(&mut self);
+                        let started = self.clock.mono();
+                        let mut report = next.take_over_planned(&mut self, swap.plan);
+                        report.swap = self.clock.mono().saturating_sub(started);
                         cell.store(next.watch.clone());
                         let old = std::mem::replace(&mut self, *next);
                         // If the caller gave up waiting, the old engine is dropped here.
@@ -163,9 +167,12 @@ impl EngineHandle {
     /// [`Engine::take_over`]). The replaced engine is dropped on this thread.
     pub fn reload(&self, engine: Engine) -> Result<ReloadReport, EngineError> {
         let (reply, done) = mpsc::sync_channel(1);
+        let running = self.current.load_full();
+        let plan = engine.plan_take_over(&running.layout, &running.bus);
         self.swaps
             .send(Swap {
                 engine: Box::new(engine),
+                plan,
                 reply,
             })
             .map_err(|_| EngineError::Thread("the scan thread is not running".into()))?;

@@ -37,6 +37,10 @@ pub struct ScanArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also recompile the configuration and hot-reload it this often while the load runs,
+    /// reporting how long each swap held the scan thread.
+    #[arg(long, value_parser = crate::duration)]
+    reload_every: Option<Duration>,
 }
 
 /// The synthetic configuration (see the module doc).
@@ -116,19 +120,34 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
     let env = |_: &str| None;
     let plan = petra_config::load_str(&yaml, "<bench>", Path::new("."), &env, &registry)
         .map_err(|e| anyhow!("the synthetic configuration does not compile:\n{e}"))?;
-    drop(yaml);
     let clock = std::sync::Arc::new(SystemClock::new());
     let bus = plan.bus_builder().build(clock.wall());
     let engine = Engine::new(plan.program, bus, clock)?;
     let handle = engine.spawn(rt::setup(args.rt_priority, args.cpu))?;
-    std::thread::sleep(args.duration);
-    let stats = handle.stats().clone();
+    let started = std::time::Instant::now();
+    let mut swaps = Vec::new();
+    match args.reload_every {
+        None => std::thread::sleep(args.duration),
+        Some(every) => {
+            while started.elapsed() + every < args.duration {
+                std::thread::sleep(every);
+                // Compile off the scan thread, exactly as `petra run` does on SIGHUP.
+                let plan = petra_config::load_str(&yaml, "<bench>", Path::new("."), &env, &registry)
+                    .map_err(|e| anyhow!("the synthetic configuration does not compile:\n{e}"))?;
+                let engine = Engine::new(plan.program, handle.bus(), handle.clock())?;
+                swaps.push(handle.reload(engine)?.swap);
+            }
+            std::thread::sleep(args.duration.saturating_sub(started.elapsed()));
+        }
+    }
+    let stats = handle.stats();
     handle.stop()?;
+    let swap_max = swaps.iter().max().copied().unwrap_or_default();
     let s = stats.tasks[0].snapshot();
     let rss = rss_bytes();
     let us = |ns: u64| ns as f64 / 1000.0;
     if args.json {
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             "scans": s.scans,
             "overruns": s.overruns,
             "period_us": args.period.as_micros() as u64,
@@ -136,6 +155,10 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
             "jitter_us": {"p50": us(s.jitter.p50), "p99": us(s.jitter.p99), "max": us(s.jitter.max)},
             "rss_bytes": rss,
         });
+        if args.reload_every.is_some() {
+            out["reloads"] = swaps.len().into();
+            out["reload_swap_us"] = serde_json::json!({"max": us(swap_max.as_nanos() as u64)});
+        }
         println!("{out}");
     } else {
         println!(
@@ -158,6 +181,13 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
             us(s.jitter.max)
         );
         println!("rss       {:.1} MiB", rss as f64 / (1024.0 * 1024.0));
+        if args.reload_every.is_some() {
+            println!(
+                "reloads   {} (longest swap {:.1}µs)",
+                swaps.len(),
+                us(swap_max.as_nanos() as u64)
+            );
+        }
     }
     Ok(())
 }

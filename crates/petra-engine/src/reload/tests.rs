@@ -73,7 +73,8 @@ fn state_schedule_and_statistics_carry_over() {
             kept: 1,
             fresh: 2,
             dropped: 2,
-            signals_copied: 0
+            signals_copied: 0,
+            swap: Duration::ZERO,
         }
     );
     new.run_until(ms(60));
@@ -203,6 +204,7 @@ fn reload_on_the_scan_thread_misses_no_scan() {
     let next = Engine::new(program(&times), handle.bus(), handle.clock()).unwrap();
     let report = handle.reload(next).unwrap();
     assert_eq!((report.kept, report.fresh, report.dropped), (2, 0, 0));
+    assert!(report.swap > Duration::ZERO && report.swap < Duration::from_millis(20));
     let at_reload = get(&bus, "n");
     wait_for("five more scans", || get(&bus, "n") >= at_reload + 5.0);
     let stats = handle.stats();
