@@ -164,7 +164,6 @@ impl Engine {
         report.kept = plan.blocks.len();
         report.fresh = self.layout.tasks.iter().map(|t| t.1.len()).sum::<usize>() - report.kept;
         report.dropped = plan.old_blocks - report.kept;
-        self.last_publish = now;
         report
     }
 }

@@ -30,8 +30,6 @@ use std::time::Duration;
 
 const MIN_PERIOD: Duration = Duration::from_millis(1);
 const MAX_PERIOD: Duration = Duration::from_secs(3600);
-/// How often the scan thread folds its private histograms into the shared ones.
-const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// Longest single sleep of the scan thread, so a stop request is seen promptly.
 pub(crate) const MAX_SLEEP: Duration = Duration::from_millis(20);
 pub(crate) const IDLE: usize = usize::MAX;
@@ -111,7 +109,8 @@ impl TaskStats {
         self.watchdog_trips.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` on the histograms (published at most 250 ms ago; see `PUBLISH_EVERY`).
+    /// Runs `f` on the histograms (the scan thread records into them directly; a scan that
+    /// found them locked by a reader is added after the next one).
     pub fn with_histograms<R>(&self, f: impl FnOnce(&Histograms) -> R) -> R {
         f(&self.hist.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -228,7 +227,6 @@ pub struct Engine {
     pub(crate) stats: Arc<Stats>,
     pub(crate) watch: Arc<Watch>,
     pub(crate) layout: Arc<Layout>,
-    pub(crate) last_publish: MonoTime,
 }
 
 impl Engine {
@@ -447,7 +445,6 @@ impl Engine {
             stats,
             watch,
             layout,
-            last_publish: now,
         })
     }
 
@@ -479,7 +476,6 @@ impl Engine {
             task.next = t;
             task.last = None;
         }
-        self.last_publish = t;
     }
 
     /// Runs, in priority order, every task whose deadline is at or before the clock's time.
@@ -489,10 +485,6 @@ impl Engine {
         while let Some(k) = self.pick_due(now) {
             self.run_task(k, now);
             now = self.clock.mono();
-        }
-        if now.saturating_sub(self.last_publish) >= PUBLISH_EVERY {
-            self.publish();
-            self.last_publish = now;
         }
         self.next_deadline()
     }
@@ -641,10 +633,25 @@ impl Engine {
         }
 
         let jitter = start.nanos().abs_diff(scheduled.nanos());
-        task.local
-            .scan
-            .saturating_record(elapsed.as_nanos().max(1) as u64);
-        task.local.jitter.saturating_record(jitter.max(1));
+        let scan_ns = elapsed.as_nanos().max(1) as u64;
+        // Record straight into the shared histograms; never wait for a reader holding them —
+        // then the scan goes to the private ones, folded in at the next uncontended scan.
+        match stats.hist.try_lock() {
+            Ok(mut shared) => {
+                if !task.local.scan.is_empty() {
+                    let _ = shared.scan.add(&task.local.scan);
+                    let _ = shared.jitter.add(&task.local.jitter);
+                    task.local.scan.reset();
+                    task.local.jitter.reset();
+                }
+                shared.scan.saturating_record(scan_ns);
+                shared.jitter.saturating_record(jitter.max(1));
+            }
+            Err(_) => {
+                task.local.scan.saturating_record(scan_ns);
+                task.local.jitter.saturating_record(jitter.max(1));
+            }
+        }
         stats.scans.fetch_add(1, Ordering::Relaxed);
         stats
             .last_scan_ns
@@ -653,7 +660,7 @@ impl Engine {
         task.next = MonoTime::from_nanos(scheduled.nanos() + period);
     }
 
-    /// Folds the private histograms into the shared ones.
+    /// Folds what is left in the private histograms into the shared ones.
     pub(crate) fn publish(&mut self) {
         for (task, stats) in self.tasks.iter_mut().zip(&self.stats.tasks) {
             if task.local.scan.is_empty() {
