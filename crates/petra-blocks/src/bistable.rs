@@ -1,10 +1,11 @@
 //! Bistables: SR (set dominant) and RS (reset dominant).
 //!
 //! Both start reset (`q1` false), as IEC's `Q1 : BOOL` initial value. The state is kept across
-//! scans; while an input is bad the engine does not run the block, so the latch holds.
+//! scans; while an input is bad the engine does not run the block, so the latch holds. A hot
+//! reload keeps `q1` ([`Block::adopt`]).
 
 use crate::{input, output};
-use petra_engine::{Block, BlockType, BuildCtx, BuildResult, Io, PortType};
+use petra_engine::{Block, BlockType, BuildCtx, BuildResult, Io, PortType, previous};
 
 pub static SR: BlockType = BlockType {
     name: "SR",
@@ -53,6 +54,12 @@ impl Block for Sr {
         self.q1 = io.bool(0) || (!io.bool(1) && self.q1);
         io.set_bool(0, self.q1);
     }
+
+    fn adopt(&mut self, old: &mut dyn Block) {
+        if let Some(old) = previous::<Sr>(old) {
+            self.q1 = old.q1;
+        }
+    }
 }
 
 impl Block for Rs {
@@ -60,12 +67,19 @@ impl Block for Rs {
         self.q1 = !io.bool(1) && (io.bool(0) || self.q1);
         io.set_bool(0, self.q1);
     }
+
+    fn adopt(&mut self, old: &mut dyn Block) {
+        if let Some(old) = previous::<Rs>(old) {
+            self.q1 = old.q1;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Setup, b};
+    use crate::testing::{Setup, b, reload_keeps_state};
+    use petra_core::Value;
     use petra_core::ValueType::Bool;
 
     /// Steps (set, reset) → expected q1 through a fresh instance of `ty`.
@@ -112,6 +126,35 @@ mod tests {
                 (false, false, false),
             ],
         );
+    }
+
+    #[test]
+    fn reload_keeps_the_latch() {
+        for ty in [&SR, &RS] {
+            let (s, r) = (ty.inputs[0].name, ty.inputs[1].name);
+            let make = || {
+                Setup::new(ty)
+                    .input(s, Bool)
+                    .input(r, Bool)
+                    .output(Bool)
+                    .harness()
+            };
+            let scans: Vec<(u64, Vec<Value>)> = [(true, false), (false, false), (false, false)]
+                .iter()
+                .chain(&[(false, true), (false, false), (true, true), (false, false)])
+                .enumerate()
+                .map(|(k, &(set, reset))| (k as u64 * 10, vec![b(set), b(reset)]))
+                .collect();
+            for reload in 1..scans.len() {
+                reload_keeps_state(make, &scans, reload, 1);
+            }
+            // Concretely: set, reload, and the new instance is still set.
+            let mut old = make();
+            old.scan(0, &[b(true), b(false)]);
+            let mut new = make();
+            new.adopt_from(&mut old);
+            assert!(new.scan(10, &[b(false), b(false)]).bool(0), "{}", ty.name);
+        }
     }
 
     #[test]

@@ -6,9 +6,12 @@
 //! reference implementation): a `clk` FALSE on the first scan is *not* a falling edge — a
 //! falling edge needs `clk` to have been TRUE first, so a plant starting with the signal low
 //! does not see a spurious event. (Some runtimes initialise it the other way and fire.)
+//!
+//! A hot reload keeps the memory ([`Block::adopt`]), so a reload neither invents nor loses an
+//! edge.
 
 use crate::{input, output};
-use petra_engine::{Block, BlockType, BuildCtx, BuildResult, Io, PortType};
+use petra_engine::{Block, BlockType, BuildCtx, BuildResult, Io, PortType, previous};
 
 pub static R_TRIG: BlockType = BlockType {
     name: "R_TRIG",
@@ -62,6 +65,12 @@ impl Block for RTrig {
         io.set_bool(0, clk && !self.prev);
         self.prev = clk;
     }
+
+    fn adopt(&mut self, old: &mut dyn Block) {
+        if let Some(old) = previous::<RTrig>(old) {
+            self.prev = old.prev;
+        }
+    }
 }
 
 impl Block for FTrig {
@@ -70,12 +79,19 @@ impl Block for FTrig {
         io.set_bool(0, !clk && self.prev);
         self.prev = clk;
     }
+
+    fn adopt(&mut self, old: &mut dyn Block) {
+        if let Some(old) = previous::<FTrig>(old) {
+            self.prev = old.prev;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Setup, b};
+    use crate::testing::{Setup, b, reload_keeps_state};
+    use petra_core::Value;
     use petra_core::ValueType::Bool;
 
     fn sequence(ty: &'static BlockType, clk: &[bool], q: &[bool]) {
@@ -111,6 +127,34 @@ mod tests {
             &[true, false, false, true, true, false, true],
             &[false, true, false, false, false, true, false],
         );
+    }
+
+    #[test]
+    fn reload_keeps_the_edge_memory() {
+        let clk = [true, true, false, false, true, false, true, true, false];
+        let scans: Vec<(u64, Vec<Value>)> = clk
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| (k as u64 * 10, vec![b(c)]))
+            .collect();
+        for ty in [&R_TRIG, &F_TRIG] {
+            let make = || Setup::new(ty).input("clk", Bool).output(Bool).harness();
+            for reload in 1..scans.len() {
+                reload_keeps_state(make, &scans, reload, 1);
+            }
+        }
+        // A clk held true across a reload is not a new rising edge.
+        let make = || {
+            Setup::new(&R_TRIG)
+                .input("clk", Bool)
+                .output(Bool)
+                .harness()
+        };
+        let mut old = make();
+        assert!(old.scan(0, &[b(true)]).bool(0));
+        let mut new = make();
+        new.adopt_from(&mut old);
+        assert!(!new.scan(10, &[b(true)]).bool(0));
     }
 
     #[test]

@@ -16,12 +16,20 @@
 
 use petra_engine::{BlockType, PortSpec, PortType, Registry};
 
+pub mod arith;
 pub mod bistable;
 pub mod compare;
+pub mod control;
+pub mod convert;
+pub mod counters;
 pub mod edge;
+pub mod expr;
+pub mod filters;
+pub mod generators;
 pub mod logic;
 pub mod math;
 pub mod select;
+pub mod sequencer;
 pub mod sim;
 pub mod timers;
 
@@ -49,8 +57,26 @@ pub static BUILTIN: &[&BlockType] = &[
     &math::ADD,
     &math::SUB,
     &math::MUL,
+    &arith::DIV,
+    &arith::MOD,
+    &arith::ABS,
+    &arith::NEG,
+    &arith::MIN,
+    &arith::MAX,
+    &arith::LIMIT,
+    &arith::SQRT,
+    &arith::EXPT,
+    &expr::EXPR,
     &select::MOVE,
     &select::SEL,
+    &convert::MUX,
+    &convert::SCALE,
+    &convert::BOOL_TO_INT,
+    &convert::INT_TO_BOOL,
+    &convert::INT_TO_FLOAT,
+    &convert::FLOAT_TO_INT,
+    &convert::BOOL_TO_FLOAT,
+    &convert::FLOAT_TO_BOOL,
     &bistable::SR,
     &bistable::RS,
     &edge::R_TRIG,
@@ -58,7 +84,24 @@ pub static BUILTIN: &[&BlockType] = &[
     &timers::TON,
     &timers::TOF,
     &timers::TP,
+    &timers::TONR,
+    &counters::CTU,
+    &counters::CTD,
+    &counters::CTUD,
+    &control::PID,
+    &control::HYSTERESIS,
+    &filters::DEADBAND,
+    &filters::RAMP,
+    &filters::LAG,
+    &filters::MOVING_AVG,
+    &filters::INTEGRATOR,
+    &filters::TOTALIZER,
+    &sequencer::SEQUENCER,
     &sim::TANK,
+    &generators::SINE,
+    &generators::SQUARE,
+    &generators::SAWTOOTH,
+    &generators::RANDOM_WALK,
 ];
 
 /// A registry holding every built-in block.

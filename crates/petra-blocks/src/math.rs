@@ -52,7 +52,7 @@ pub static SUB: BlockType = BlockType {
 };
 
 /// True for int arithmetic (int output); refuses an int output fed by a float input.
-fn int_mode(ctx: &BuildCtx<'_>) -> Result<bool, String> {
+pub(crate) fn int_mode(ctx: &BuildCtx<'_>) -> Result<bool, String> {
     if ctx.output_type(0) != Some(ValueType::Int) {
         return Ok(false);
     }

@@ -1,11 +1,12 @@
 //! Simulation blocks, for examples and `petra test` scenarios — not for controlling a plant.
 //!
 //! TANK integrates a tank level from in- and outflow, so the bundled example can run a level
-//! loop without hardware.
+//! loop without hardware. A hot reload keeps the level ([`Block::adopt`]), clamped to the new
+//! `max_level`; `level0` only applies to a fresh start.
 
 use crate::{input, output};
 use petra_engine::{
-    Block, BlockType, BuildCtx, BuildResult, Io, ParamSpec, ParamType, PortSpec, PortType,
+    Block, BlockType, BuildCtx, BuildResult, Io, ParamSpec, ParamType, PortSpec, PortType, previous,
 };
 
 static PARAMS: [ParamSpec; 3] = [
@@ -105,12 +106,19 @@ impl Block for Tank {
         io.set_float(0, self.level);
         io.set_bool(1, self.level >= self.max_level);
     }
+
+    fn adopt(&mut self, old: &mut dyn Block) {
+        if let Some(old) = previous::<Tank>(old) {
+            self.level = old.level.min(self.max_level);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Harness, Setup, f, i};
+    use crate::testing::{Harness, Setup, f, i, reload_keeps_state};
+    use petra_core::Value;
     use petra_core::ValueType::{Bool, Float, Int};
     use petra_engine::ParamValue;
 
@@ -191,6 +199,27 @@ mod tests {
         assert_eq!(h.float(0), 0.0);
         h.scan(300, &[f(1.0), f(0.0)]); // no time elapsed: no change
         assert_eq!(h.float(0), 0.0);
+    }
+
+    #[test]
+    fn reload_keeps_the_level() {
+        let scans: Vec<(u64, Vec<Value>)> = (0..40)
+            .map(|k| (k * 100, vec![f(0.5), f(if k > 20 { 1.0 } else { 0.1 })]))
+            .collect();
+        for reload in [1, 10, 25] {
+            reload_keeps_state(|| tank(&[("level0", 2.0)]), &scans, reload, 2);
+        }
+        // New geometry applies from the reload on; the level is clamped to a lower max_level.
+        let mut old = tank(&[("level0", 5.0)]);
+        old.scan(0, &[f(0.0), f(0.0)]);
+        let mut new = tank(&[("area", 2.0), ("level0", 1.0)]);
+        new.adopt_from(&mut old);
+        new.scan(100, &[f(2.0), f(0.0)]);
+        assert!(close(new.float(0), 5.1), "{}", new.float(0));
+        let mut smaller = tank(&[("max_level", 3.0)]);
+        smaller.adopt_from(&mut new);
+        smaller.scan(200, &[f(0.0), f(0.0)]);
+        assert_eq!((smaller.float(0), smaller.bool(1)), (3.0, true));
     }
 
     #[test]

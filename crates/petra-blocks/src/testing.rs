@@ -5,7 +5,7 @@
 //! Every scan also checks the "no allocation in `execute`" rule: the test binary's global
 //! allocator counts allocations per thread, and a scan that allocated fails the test.
 
-use petra_core::{MonoTime, Value, ValueType};
+use petra_core::{MonoTime, Quality, Value, ValueType};
 use petra_engine::{Block, BlockType, BuildCtx, Io, ParamValue, Params, ResolvedPort};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -195,6 +195,7 @@ impl Setup {
             wired,
             period: self.period,
             last: None,
+            quality: Quality::Good,
         })
     }
 
@@ -226,6 +227,8 @@ pub struct Harness {
     wired: Vec<usize>,
     period: Duration,
     last: Option<MonoTime>,
+    /// What the block asked with `Io::set_quality` in the last scan.
+    quality: Quality,
 }
 
 impl Harness {
@@ -255,8 +258,29 @@ impl Harness {
         let before = allocations();
         self.block.execute(&mut io);
         let allocated = allocations() - before;
+        self.quality = io.quality();
         assert_eq!(allocated, 0, "{}: execute allocated", self.name);
         self
+    }
+
+    /// The quality the block flagged (`Io::set_quality`) in the last scan; good if none.
+    pub fn quality(&self) -> Quality {
+        self.quality
+    }
+
+    /// True when the last scan flagged `bad(arithmetic)`.
+    pub fn flagged(&self) -> bool {
+        self.quality == Quality::Bad(petra_core::BadReason::Arithmetic)
+    }
+
+    /// Hot reload as the engine does it: this freshly built instance adopts `running`'s state.
+    pub fn adopt_from(&mut self, running: &mut Harness) {
+        self.block.adopt(&mut *running.block);
+    }
+
+    /// Like [`Harness::adopt_from`], from a block instance made by the test.
+    pub fn adopt_block(&mut self, running: &mut dyn Block) {
+        self.block.adopt(running);
     }
 
     /// The value of output `o` after the last scan.
@@ -292,4 +316,34 @@ pub fn i(v: i64) -> Value {
 
 pub fn f(v: f64) -> Value {
     Value::Float(v)
+}
+
+/// Hot-reload check: runs `scans` (time in ms, wired inputs) through a reference instance and
+/// through a live one that is replaced, before scan `reload`, by a fresh instance from `make`
+/// adopting its state. Outputs `0..outputs` must be equal on every scan.
+pub fn reload_keeps_state(
+    make: impl Fn() -> Harness,
+    scans: &[(u64, Vec<Value>)],
+    reload: usize,
+    outputs: usize,
+) {
+    let mut reference = make();
+    let mut live = make();
+    for (k, (t, ins)) in scans.iter().enumerate() {
+        if k == reload {
+            let mut fresh = make();
+            fresh.adopt_from(&mut live);
+            live = fresh;
+        }
+        reference.scan(*t, ins);
+        live.scan(*t, ins);
+        for o in 0..outputs {
+            assert_eq!(
+                reference.out(o),
+                live.out(o),
+                "{}: output {o} at scan {k} (t={t}ms), reload before scan {reload}",
+                reference.name
+            );
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! IEC timers: TON (on delay), TOF (off delay), TP (pulse).
+//! IEC timers: TON (on delay), TOF (off delay), TP (pulse), and TONR (retentive on delay,
+//! not in IEC 61131-3 itself but in every major PLC library under that name).
 //!
 //! All three measure time with `Io::now()`, the *scheduled* time of the scan, never a clock:
 //! a timer therefore behaves identically in real and virtual time and is exact at period
@@ -10,16 +11,22 @@
 //! at once); a negative `pt` signal counts as 0. If scans are skipped (overrun), the next scan
 //! sees the whole elapsed time, so a timer never expires late by more than one scan and never
 //! early. A clock that does not advance (or goes back) reads as no time elapsed.
+//!
+//! Hot reload ([`Block::adopt`]) keeps a running timer running: the new instance takes over
+//! the start time (TON, TOF, TP) or the accumulated time (TONR), and applies its own `pt`.
 
 use crate::{input, output};
 use petra_core::MonoTime;
-use petra_engine::{Block, BlockType, BuildCtx, BuildResult, Io, PortSpec, PortType};
+use petra_engine::{Block, BlockType, BuildCtx, BuildResult, Io, PortSpec, PortType, previous};
 use std::time::Duration;
 
 const IN: usize = 0;
 const PT: usize = 1;
 const Q: usize = 0;
 const ET: usize = 1;
+/// TONR's inputs: `in`, `r`, `pt`.
+const R: usize = 1;
+const PT_R: usize = 2;
 
 static TON_INPUTS: [PortSpec; 2] = [
     input("in", PortType::Bool, "start: timing runs while true"),
@@ -100,6 +107,42 @@ pub static TP: BlockType = BlockType {
     build: build_tp,
 };
 
+static TONR_INPUTS: [PortSpec; 3] = [
+    input(
+        "in",
+        PortType::Bool,
+        "timing accumulates while true and holds while false",
+    ),
+    input(
+        "r",
+        PortType::Bool,
+        "reset (dominant): et back to 0, q false",
+    ),
+    input(
+        "pt",
+        PortType::Time,
+        "preset time (`500ms` or an int signal in ms)",
+    ),
+];
+static TONR_OUTPUTS: [PortSpec; 2] = [
+    output(
+        "q",
+        PortType::Bool,
+        "true once `in` has been true for `pt` in total since the last reset; held until `r`",
+    ),
+    output("et", PortType::Time, "accumulated time in ms, 0..=pt"),
+];
+
+pub static TONR: BlockType = BlockType {
+    name: "TONR",
+    aliases: &[],
+    summary: "retentive on-delay timer: accumulates the time in is true, q at pt, r resets",
+    inputs: &TONR_INPUTS,
+    outputs: &TONR_OUTPUTS,
+    params: &[],
+    build: build_tonr,
+};
+
 fn build_ton(_: &BuildCtx<'_>) -> BuildResult {
     Ok(Box::new(Ton { start: None }))
 }
@@ -113,6 +156,14 @@ fn build_tof(_: &BuildCtx<'_>) -> BuildResult {
 fn build_tp(_: &BuildCtx<'_>) -> BuildResult {
     Ok(Box::new(Tp {
         state: TpState::Idle,
+    }))
+}
+
+fn build_tonr(_: &BuildCtx<'_>) -> BuildResult {
+    Ok(Box::new(Tonr {
+        acc: Duration::ZERO,
+        since: None,
+        timing: false,
     }))
 }
 
@@ -139,8 +190,15 @@ impl Block for Ton {
             emit(io, false, Duration::ZERO);
         }
     }
+
+    fn adopt(&mut self, old: &mut dyn Block) {
+        if let Some(old) = previous::<Ton>(old) {
+            self.start = old.start;
+        }
+    }
 }
 
+#[derive(Clone, Copy)]
 enum TofState {
     /// `in` false and no delay running (initially, and after expiry: `et` = 0 / `pt`).
     Idle,
@@ -181,8 +239,15 @@ impl Block for Tof {
             TofState::Idle | TofState::On => emit(io, false, Duration::ZERO),
         }
     }
+
+    fn adopt(&mut self, old: &mut dyn Block) {
+        if let Some(old) = previous::<Tof>(old) {
+            self.state = old.state;
+        }
+    }
 }
 
+#[derive(Clone, Copy)]
 enum TpState {
     /// No pulse, `in` false (or the first scan): a true `in` is a rising edge.
     Idle,
@@ -223,12 +288,66 @@ impl Block for Tp {
             }
         }
     }
+
+    fn adopt(&mut self, old: &mut dyn Block) {
+        if let Some(old) = previous::<Tp>(old) {
+            self.state = old.state;
+        }
+    }
+}
+
+struct Tonr {
+    /// Time accumulated while `in` was true since the last reset, capped at the `pt` of the
+    /// scan that added it (so a later, longer `pt` continues from there).
+    acc: Duration,
+    /// The previous scan's time if `in` was true on it: the next scan with `in` true adds the
+    /// time in between. `None` while `in` is false, so time with `in` false never counts.
+    since: Option<MonoTime>,
+    /// `in` has been true at least once since the last reset (so `pt = 0` does not assert `q`
+    /// before anything happened).
+    timing: bool,
+}
+
+impl Block for Tonr {
+    fn execute(&mut self, io: &mut Io<'_>) {
+        let pt = io.time(PT_R);
+        if io.bool(R) {
+            self.acc = Duration::ZERO;
+            self.since = None;
+            self.timing = false;
+            emit(io, false, Duration::ZERO);
+            return;
+        }
+        if io.bool(IN) {
+            let now = io.now();
+            if let Some(prev) = self.since {
+                self.acc = self
+                    .acc
+                    .saturating_add(now.saturating_sub(prev))
+                    .min(pt.max(self.acc));
+            }
+            self.since = Some(now);
+            self.timing = true;
+        } else {
+            self.since = None;
+        }
+        let q = self.timing && self.acc >= pt;
+        emit(io, q, self.acc.min(pt));
+    }
+
+    fn adopt(&mut self, old: &mut dyn Block) {
+        if let Some(old) = previous::<Tonr>(old) {
+            self.acc = old.acc;
+            self.since = old.since;
+            self.timing = old.timing;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Harness, Setup, b, i};
+    use crate::testing::{Harness, Setup, b, i, reload_keeps_state};
     use petra_core::Value;
     use petra_core::ValueType::{Bool, Int};
     use proptest::prelude::*;
@@ -443,6 +562,121 @@ mod tests {
                 assert_eq!(h.bool(0), q == '‾', "{} scan {k}", ty.name);
             }
         }
+    }
+
+    fn tonr(pt_ms: i64) -> Harness {
+        Setup::new(&TONR)
+            .input("in", Bool)
+            .input("r", Bool)
+            .constant("pt", Value::Int(pt_ms))
+            .output(Bool)
+            .output(Int)
+            .harness()
+    }
+
+    fn expect_r(h: &mut Harness, t: u64, input: bool, r: bool, q: bool, et: i64) {
+        h.scan(t, &[b(input), b(r)]);
+        assert_eq!((h.bool(0), h.int(1)), (q, et), "t={t}ms in={input} r={r}");
+    }
+
+    #[test]
+    fn tonr_accumulates_holds_and_resets() {
+        let mut h = tonr(100);
+        for t in (0..=50).step_by(10) {
+            expect_r(&mut h, t, true, false, false, t as i64);
+        }
+        // in falls: et holds; the time while in is false does not count.
+        for t in (60..=100).step_by(10) {
+            expect_r(&mut h, t, false, false, false, 50);
+        }
+        // in back: counting resumes from the scan it is seen true.
+        expect_r(&mut h, 110, true, false, false, 50);
+        for t in (120..=150).step_by(10) {
+            expect_r(&mut h, t, true, false, false, t as i64 - 60);
+        }
+        expect_r(&mut h, 160, true, false, true, 100);
+        expect_r(&mut h, 170, true, false, true, 100);
+        // q is retentive: held while in is false, until r.
+        expect_r(&mut h, 180, false, false, true, 100);
+        expect_r(&mut h, 190, true, true, false, 0);
+        expect_r(&mut h, 200, true, false, false, 0);
+        expect_r(&mut h, 210, true, false, false, 10);
+    }
+
+    #[test]
+    fn tonr_reset_dominates_and_zero_pt_waits_for_in() {
+        let mut h = tonr(0);
+        expect_r(&mut h, 0, false, false, false, 0);
+        expect_r(&mut h, 10, true, true, false, 0);
+        expect_r(&mut h, 20, true, false, true, 0);
+        expect_r(&mut h, 30, false, false, true, 0);
+        expect_r(&mut h, 40, false, true, false, 0);
+        expect_r(&mut h, 50, false, false, false, 0);
+    }
+
+    #[test]
+    fn tonr_after_skipped_scans_and_with_a_clock_going_back() {
+        let mut h = tonr(500);
+        expect_r(&mut h, 1000, true, false, false, 0);
+        expect_r(&mut h, 1300, true, false, false, 300);
+        expect_r(&mut h, 1200, true, false, false, 300); // backwards: nothing added
+        expect_r(&mut h, 1200, true, false, false, 300); // stalled: nothing added
+        expect_r(&mut h, 1500, true, false, true, 500); // 300 + 300, capped at pt
+    }
+
+    /// The TONR diagram of docs/blocks.md (10 ms scans, pt = 5 scans).
+    #[test]
+    fn tonr_reference_diagram() {
+        let (input, r, q) = (
+            "_‾‾‾__‾‾‾‾_______‾‾",
+            "____________‾______",
+            "_________‾‾‾_______",
+        );
+        let mut h = tonr(50);
+        for (k, ((i, r), q)) in input.chars().zip(r.chars()).zip(q.chars()).enumerate() {
+            h.scan(k as u64 * 10, &[b(i == '‾'), b(r == '‾')]);
+            assert_eq!(h.bool(0), q == '‾', "scan {k}");
+        }
+    }
+
+    #[test]
+    fn reload_keeps_running_timers() {
+        // in: true from 0 to 300, false to 600, true again; reload in the middle of each phase.
+        let scans: Vec<(u64, Vec<Value>)> = (0..90)
+            .map(|k| (k * 10, vec![b(!(30..60).contains(&k))]))
+            .collect();
+        for ty in [&TON, &TOF, &TP] {
+            for reload in [1, 3, 20, 31, 45, 61, 75] {
+                reload_keeps_state(|| timer(ty, 200), &scans, reload, 2);
+            }
+        }
+        let scans: Vec<(u64, Vec<Value>)> = (0..90)
+            .map(|k| (k * 10, vec![b(k % 7 < 4), b(k == 50)]))
+            .collect();
+        for reload in [1, 5, 22, 37, 51, 70] {
+            reload_keeps_state(|| tonr(300), &scans, reload, 2);
+        }
+    }
+
+    #[test]
+    fn reload_applies_the_new_preset_to_the_running_timer() {
+        let mut old = timer(&TON, 1000);
+        expect(&mut old, 0, true, false, 0);
+        expect(&mut old, 300, true, false, 300);
+        let mut new = timer(&TON, 400);
+        new.adopt_from(&mut old);
+        expect(&mut new, 390, true, false, 390);
+        expect(&mut new, 400, true, true, 400);
+
+        let mut old = tonr(1000);
+        expect_r(&mut old, 0, true, false, false, 0);
+        expect_r(&mut old, 300, true, false, false, 300);
+        expect_r(&mut old, 310, false, false, false, 300);
+        let mut new = tonr(350);
+        new.adopt_from(&mut old);
+        expect_r(&mut new, 320, false, false, false, 300);
+        expect_r(&mut new, 330, true, false, false, 300);
+        expect_r(&mut new, 380, true, false, true, 350);
     }
 
     proptest! {

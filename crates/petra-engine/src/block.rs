@@ -93,6 +93,40 @@ pub struct PortSpec {
     pub doc: &'static str,
 }
 
+impl PortSpec {
+    /// A required input.
+    pub const fn required(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+        PortSpec {
+            name,
+            ty,
+            required: true,
+            variadic: false,
+            doc,
+        }
+    }
+
+    /// An optional input (reads as false / 0 / 0.0 / "" when left open).
+    pub const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+        PortSpec {
+            required: false,
+            ..PortSpec::required(name, ty, doc)
+        }
+    }
+
+    /// A variadic input `name1..nameN`, N ≥ 2.
+    pub const fn variadic(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+        PortSpec {
+            variadic: true,
+            ..PortSpec::required(name, ty, doc)
+        }
+    }
+
+    /// An output (always optional to wire).
+    pub const fn output(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+        PortSpec::optional(name, ty, doc)
+    }
+}
+
 /// The type of a parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamType {
@@ -116,6 +150,25 @@ pub struct ParamSpec {
     pub max: Option<f64>,
     /// What it does and its default.
     pub doc: &'static str,
+}
+
+impl ParamSpec {
+    /// An optional parameter without a range.
+    pub const fn optional(name: &'static str, ty: ParamType, doc: &'static str) -> ParamSpec {
+        ParamSpec {
+            name,
+            ty,
+            required: false,
+            min: None,
+            max: None,
+            doc,
+        }
+    }
+
+    /// The same parameter with an inclusive range.
+    pub const fn range(self, min: Option<f64>, max: Option<f64>) -> ParamSpec {
+        ParamSpec { min, max, ..self }
+    }
 }
 
 /// A parameter value as given in the configuration.

@@ -1,17 +1,8 @@
 //! A custom block in its own crate: RUN_HOURS, a run-hours meter for maintenance planning.
 //! See docs/sdk.md. Register it next to the built-ins with `registry.register(&RUN_HOURS)`.
 
-use petra_engine::{Block, BlockType, BuildCtx, BuildResult, Io, ParamSpec, PortSpec, PortType};
-
-const fn port(name: &'static str, ty: PortType, required: bool, doc: &'static str) -> PortSpec {
-    PortSpec {
-        name,
-        ty,
-        required,
-        variadic: false,
-        doc,
-    }
-}
+use petra_engine::{Block, BlockType, BuildCtx, BuildResult, Io, ParamSpec, ParamType, PortSpec};
+use petra_engine::{PortType::Bool, PortType::Float, previous};
 
 /// `in` (bool, running) and `r` (bool, reset) → `hours` (float): time `in` was true, in hours.
 pub static RUN_HOURS: BlockType = BlockType {
@@ -19,30 +10,26 @@ pub static RUN_HOURS: BlockType = BlockType {
     aliases: &[],
     summary: "Run-hours meter: accumulates the time its input is true",
     inputs: &[
-        port("in", PortType::Bool, true, "equipment running"),
-        port("r", PortType::Bool, false, "reset to zero while true"),
+        PortSpec::required("in", Bool, "equipment running"),
+        PortSpec::optional("r", Bool, "reset to zero while true"),
     ],
-    outputs: &[port(
+    outputs: &[PortSpec::output(
         "hours",
-        PortType::Float,
-        false,
+        Float,
         "accumulated running time in hours",
     )],
-    params: &[ParamSpec {
-        name: "start",
-        ty: petra_engine::ParamType::Float,
-        required: false,
-        min: Some(0.0),
-        max: None,
-        doc: "hours already on the meter when it is installed; default 0",
-    }],
+    params: &[ParamSpec::optional(
+        "start",
+        ParamType::Float,
+        "hours already on the meter; default 0",
+    )
+    .range(Some(0.0), None)],
     build,
 };
 
 fn build(ctx: &BuildCtx<'_>) -> BuildResult {
-    Ok(Box::new(RunHours {
-        seconds: ctx.params.float_or("start", 0.0) * 3600.0,
-    }))
+    let seconds = ctx.params.float_or("start", 0.0) * 3600.0;
+    Ok(Box::new(RunHours { seconds }))
 }
 
 struct RunHours {
@@ -60,8 +47,8 @@ impl Block for RunHours {
     }
 
     /// A configuration reload must not reset the meter.
-    fn adopt(&mut self, previous: &mut dyn Block) {
-        if let Some(old) = petra_engine::previous::<RunHours>(previous) {
+    fn adopt(&mut self, old: &mut dyn Block) {
+        if let Some(old) = previous::<RunHours>(old) {
             self.seconds = old.seconds;
         }
     }

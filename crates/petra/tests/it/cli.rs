@@ -277,3 +277,89 @@ fn an_impossible_cpu_pin_is_a_clear_warning_not_a_failure() {
     p.terminate();
     assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
 }
+
+const TANK_V1: &str = "plant: reload
+signals:
+  - { name: level, type: float, initial: 0.0 }
+  - { name: inflow, type: float, initial: 1.0 }
+  - { name: outflow, type: float, initial: 0.0 }
+blocks:
+  - name: tank
+    type: TANK
+    inputs: { inflow: inflow, outflow: outflow }
+    outputs: { level: level }
+    params: { area: 1.0, max_level: 1000.0 }
+";
+
+/// The last status line's value of `signal`.
+fn last_value(p: &Child, signal: &str) -> Option<f64> {
+    p.output().iter().rev().find_map(|l| value_of(l, signal))
+}
+
+#[test]
+fn reload_refuses_a_broken_file_and_applies_a_good_one_keeping_block_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), "tank.yaml", TANK_V1);
+    let mut p = Child::spawn(
+        "petra run --watch",
+        petra()
+            .args(["run", "--watch", "--status-every", "100ms"])
+            .arg(&config),
+    );
+    wait_until("the level to rise", DEFAULT_TIMEOUT, || {
+        last_value(&p, "level").is_some_and(|l| l >= 0.5)
+    });
+
+    // A broken file is refused with its errors; the plant keeps running.
+    std::fs::write(&config, format!("{TANK_V1}colour: red\n")).unwrap();
+    let refused = p.wait_for_line("reload refused", DEFAULT_TIMEOUT);
+    assert!(refused.contains("file changed"), "{refused}");
+    assert!(
+        p.output()
+            .iter()
+            .any(|l| l.contains("tank.yaml:12:1: error[unknown-key]")),
+        "{}",
+        p.output().join("\n")
+    );
+    let before = last_value(&p, "level").unwrap();
+    wait_until("the level to keep rising", DEFAULT_TIMEOUT, || {
+        last_value(&p, "level").is_some_and(|l| l > before)
+    });
+
+    // A good file with a new signal: a new bus, the tank keeps its level.
+    let v2 = TANK_V1.replace(
+        "signals:\n",
+        "signals:\n  - { name: extra, type: bool, initial: true }\n",
+    );
+    let level_at_reload = last_value(&p, "level").unwrap();
+    std::fs::write(&config, v2).unwrap();
+    let done = p.wait_for_line("configuration reloaded", DEFAULT_TIMEOUT);
+    assert!(
+        done.contains("kept=1") && done.contains("signals_copied=3"),
+        "{done}"
+    );
+    let line = p.wait_for_line("extra=true", DEFAULT_TIMEOUT);
+    let level = value_of(&line, "level").unwrap();
+    assert!(
+        level >= level_at_reload,
+        "the tank restarted from {level} instead of continuing from {level_at_reload}"
+    );
+
+    // SIGHUP reloads too (same file: same bus).
+    p.signal(1);
+    wait_until("a second reload", DEFAULT_TIMEOUT, || {
+        p.output()
+            .iter()
+            .filter(|l| l.contains("configuration reloaded"))
+            .count()
+            == 2
+    });
+    let last = p
+        .output()
+        .into_iter()
+        .rfind(|l| l.starts_with("scans "))
+        .unwrap();
+    assert!(last.contains("overruns 0"), "{last}");
+    p.terminate();
+    assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
+}
