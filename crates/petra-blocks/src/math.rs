@@ -3,12 +3,14 @@
 //! The arithmetic is chosen in `build` from the wired output: an int output means int
 //! arithmetic, and then every input must be int (a float input is refused rather than silently
 //! truncated); otherwise the arithmetic is float and int inputs are widened. Int arithmetic
-//! saturates at `i64::MIN`/`i64::MAX` instead of wrapping or panicking, and a variadic sum or
+//! saturates at `i64::MIN`/`i64::MAX` (flagged `bad(arithmetic)`) instead of wrapping or
+//! panicking; a float result that is NaN or infinite is flagged too. A variadic sum or
 //! product saturates once, on the exact result (so `MAX + 1 - 1` over three inputs is `MAX`,
-//! not `MAX - 1`). Float arithmetic follows IEEE 754 (NaN and infinities pass through).
+//! not `MAX - 1`). Float arithmetic follows IEEE 754; a NaN or infinite result keeps its IEEE
+//! value and is flagged.
 
 use crate::{input, output, variadic};
-use petra_core::ValueType;
+use petra_core::{BadReason, Quality, ValueType};
 use petra_engine::{Block, BlockType, BuildCtx, BuildResult, Io, PortSpec, PortType};
 
 static OPERANDS: [PortSpec; 1] = [variadic("in", PortType::Num, "operands `in1`..`inN`")];
@@ -101,22 +103,36 @@ struct MulFloat;
 struct SubInt;
 struct SubFloat;
 
-fn saturate(v: i128) -> i64 {
-    v.clamp(i64::MIN as i128, i64::MAX as i128) as i64
+/// Sets int output 0 to `v`, saturated to the int range; a saturated result is flagged
+/// `bad(arithmetic)` — the value is the nearest representable one, not the true result.
+fn set_saturated(io: &mut Io<'_>, v: i128) {
+    let clamped = v.clamp(i64::MIN as i128, i64::MAX as i128);
+    if clamped != v {
+        io.set_quality(Quality::Bad(BadReason::Arithmetic));
+    }
+    io.set_int(0, clamped as i64);
+}
+
+/// Sets float output 0; an infinite or NaN result is flagged `bad(arithmetic)`.
+fn set_checked(io: &mut Io<'_>, v: f64) {
+    if !v.is_finite() {
+        io.set_quality(Quality::Bad(BadReason::Arithmetic));
+    }
+    io.set_float(0, v);
 }
 
 impl Block for AddInt {
     fn execute(&mut self, io: &mut Io<'_>) {
         // At most MAX_VARIADIC i64 terms: the i128 sum cannot overflow.
         let sum: i128 = (0..io.input_count()).map(|i| io.int(i) as i128).sum();
-        io.set_int(0, saturate(sum));
+        set_saturated(io, sum);
     }
 }
 
 impl Block for AddFloat {
     fn execute(&mut self, io: &mut Io<'_>) {
         let sum: f64 = (0..io.input_count()).map(|i| io.float(i)).sum();
-        io.set_float(0, sum);
+        set_checked(io, sum);
     }
 }
 
@@ -140,28 +156,28 @@ impl Block for MulInt {
         } else {
             magnitude.min(i128::MAX as u128) as i128
         };
-        io.set_int(0, saturate(signed));
+        set_saturated(io, signed);
     }
 }
 
 impl Block for MulFloat {
     fn execute(&mut self, io: &mut Io<'_>) {
         let product: f64 = (0..io.input_count()).map(|i| io.float(i)).product();
-        io.set_float(0, product);
+        set_checked(io, product);
     }
 }
 
 impl Block for SubInt {
     fn execute(&mut self, io: &mut Io<'_>) {
-        let v = io.int(0).saturating_sub(io.int(1));
-        io.set_int(0, v);
+        let v = io.int(0) as i128 - io.int(1) as i128;
+        set_saturated(io, v);
     }
 }
 
 impl Block for SubFloat {
     fn execute(&mut self, io: &mut Io<'_>) {
         let v = io.float(0) - io.float(1);
-        io.set_float(0, v);
+        set_checked(io, v);
     }
 }
 
@@ -186,6 +202,42 @@ mod tests {
         assert_eq!(run(&ADD, Int, &[i(2), i(3), i(-4)]), i(1));
         assert_eq!(run(&MUL, Int, &[i(2), i(3), i(-4)]), i(-24));
         assert_eq!(run(&SUB, Int, &[i(2), i(5)]), i(-3));
+    }
+
+    /// The output and whether the scan flagged `bad(arithmetic)`.
+    fn run_flag(ty: &'static BlockType, out: ValueType, ins: &[Value]) -> (Value, bool) {
+        let mut s = Setup::new(ty);
+        for (k, v) in ins.iter().enumerate() {
+            s = s.input(&format!("in{}", k + 1), v.value_type());
+        }
+        let mut h = s.output(out).harness();
+        h.scan(0, ins);
+        (h.out(0).clone(), h.flagged())
+    }
+
+    #[test]
+    fn saturated_and_non_finite_results_are_flagged() {
+        assert_eq!(
+            run_flag(&ADD, Int, &[i(i64::MAX), i(1)]),
+            (i(i64::MAX), true)
+        );
+        assert_eq!(
+            run_flag(&ADD, Int, &[i(i64::MAX), i(1), i(-1)]),
+            (i(i64::MAX), false)
+        );
+        assert_eq!(
+            run_flag(&MUL, Int, &[i(i64::MIN), i(-1)]),
+            (i(i64::MAX), true)
+        );
+        assert_eq!(run_flag(&MUL, Int, &[i(i64::MAX), i(0)]), (i(0), false));
+        assert_eq!(
+            run_flag(&SUB, Int, &[i(0), i(i64::MIN)]),
+            (i(i64::MAX), true)
+        );
+        assert_eq!(run_flag(&SUB, Int, &[i(5), i(7)]), (i(-2), false));
+        assert_eq!(run_flag(&ADD, Float, &[f(f64::MAX), f(f64::MAX)]).1, true);
+        assert_eq!(run_flag(&MUL, Float, &[f(f64::NAN), f(1.0)]).1, true);
+        assert_eq!(run_flag(&SUB, Float, &[f(1.5), f(0.5)]), (f(1.0), false));
     }
 
     #[test]
