@@ -235,8 +235,8 @@ mod tests {
             (i(i64::MAX), true)
         );
         assert_eq!(run_flag(&SUB, Int, &[i(5), i(7)]), (i(-2), false));
-        assert_eq!(run_flag(&ADD, Float, &[f(f64::MAX), f(f64::MAX)]).1, true);
-        assert_eq!(run_flag(&MUL, Float, &[f(f64::NAN), f(1.0)]).1, true);
+        assert!(run_flag(&ADD, Float, &[f(f64::MAX), f(f64::MAX)]).1);
+        assert!(run_flag(&MUL, Float, &[f(f64::NAN), f(1.0)]).1);
         assert_eq!(run_flag(&SUB, Float, &[f(1.5), f(0.5)]), (f(1.0), false));
     }
 

@@ -14,11 +14,15 @@
 //! `FILE:LINE:COL: error[CODE]: message`, sorted by position. The codes and the schema are
 //! documented in `docs/config.md`. This crate starts nothing and does no IO except reading the
 //! one file in [`load`].
+//!
+//! [`scenario`] reads `petra test` scenario files with the same walker, and loads the
+//! configuration they name through [`load`].
 
 mod blocks;
 mod compile;
 mod diag;
 mod env;
+pub mod scenario;
 mod units;
 mod walk;
 mod yaml;
@@ -27,6 +31,7 @@ mod yaml;
 mod tests;
 
 pub use diag::{Diagnostic, Diagnostics};
+pub use scenario::{Scenario, ScenarioError, load_scenario};
 pub use units::{parse_duration, parse_size};
 
 use petra_core::{BusBuilder, SignalDef, SignalId, Value};

@@ -132,8 +132,11 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
             while started.elapsed() + every < args.duration {
                 std::thread::sleep(every);
                 // Compile off the scan thread, exactly as `petra run` does on SIGHUP.
-                let plan = petra_config::load_str(&yaml, "<bench>", Path::new("."), &env, &registry)
-                    .map_err(|e| anyhow!("the synthetic configuration does not compile:\n{e}"))?;
+                let plan =
+                    petra_config::load_str(&yaml, "<bench>", Path::new("."), &env, &registry)
+                        .map_err(|e| {
+                            anyhow!("the synthetic configuration does not compile:\n{e}")
+                        })?;
                 let engine = Engine::new(plan.program, handle.bus(), handle.clock())?;
                 swaps.push(handle.reload(engine)?.swap);
             }
@@ -187,6 +190,202 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
                 swaps.len(),
                 us(swap_max.as_nanos() as u64)
             );
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct BlocksArgs {
+    /// Instances of each block type in the scan.
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// Scans measured per type (after 20 warm-up scans).
+    #[arg(long, default_value_t = 200)]
+    scans: usize,
+    /// Only these block types (default: every built-in).
+    #[arg(long = "type")]
+    types: Vec<String>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parameters a block type needs beyond what its spec's types can default.
+fn param_overrides(ty: &str) -> &'static str {
+    match ty {
+        "SCALE" => "in_min: 0.0, in_max: 100.0, out_min: 0.0, out_max: 1.0",
+        "EXPR" => "expr: \"a * 2.0 + b / 4.0\"",
+        _ => "",
+    }
+}
+
+/// Input signals shared by all instances (the bench changes them every scan), by type.
+const POOL: usize = 8;
+
+/// A configuration of `count` instances of `t`: required inputs wired to a small pool of
+/// signals of the port's type, time inputs given as a constant, outputs to signals of their
+/// own, required parameters given typical values.
+fn one_type_config(t: &petra_engine::BlockType, count: usize) -> String {
+    use petra_engine::{ParamType, PortType};
+    let signal_type = |p: PortType| match p {
+        PortType::Bool => "bool",
+        PortType::Int | PortType::Time => "int",
+        PortType::String => "string",
+        PortType::Float | PortType::Num | PortType::Any => "float",
+    };
+    let mut y = String::from("plant: bench\ntasks: [{ name: bench, period: 10ms }]\nsignals:\n");
+    for ty in ["bool", "int", "float", "string"] {
+        for k in 0..POOL {
+            let init = match ty {
+                "bool" => "false".to_string(),
+                "int" => k.to_string(),
+                "float" => format!("{k}.5"),
+                _ => "\"\"".to_string(),
+            };
+            y.push_str(&format!(
+                "  - {{ name: {ty}{k}, type: {ty}, initial: {init} }}\n"
+            ));
+        }
+    }
+    for i in 0..count {
+        for o in t.outputs {
+            let ty = signal_type(o.ty);
+            y.push_str(&format!("  - {{ name: o{i}.{}, type: {ty} }}\n", o.name));
+        }
+    }
+    y.push_str("blocks:\n");
+    let expr_vars = t.name == "EXPR";
+    for i in 0..count {
+        let (mut inputs, mut params) = (Vec::new(), Vec::new());
+        for p in t.inputs {
+            let wire = |name: String| format!("{name}: {}{}", signal_type(p.ty), i % POOL);
+            if p.ty == PortType::Time {
+                params.push(format!("{}: 500ms", p.name));
+            } else if p.variadic {
+                inputs.push(wire(format!("{}1", p.name)));
+                inputs.push(wire(format!("{}2", p.name)));
+            } else if p.required || (expr_vars && matches!(p.name, "a" | "b")) {
+                inputs.push(wire(p.name.to_string()));
+            }
+        }
+        for p in t.params.iter().filter(|p| p.required) {
+            if param_overrides(t.name).contains(p.name) {
+                continue;
+            }
+            params.push(format!(
+                "{}: {}",
+                p.name,
+                match p.ty {
+                    ParamType::Bool => "false",
+                    ParamType::Int => "1",
+                    ParamType::Float => "1.0",
+                    ParamType::Duration => "1s",
+                    ParamType::String => "\"\"",
+                }
+            ));
+        }
+        if !param_overrides(t.name).is_empty() {
+            params.push(param_overrides(t.name).to_string());
+        }
+        let outputs: Vec<String> = t
+            .outputs
+            .iter()
+            .map(|o| format!("{}: o{i}.{}", o.name, o.name))
+            .collect();
+        y.push_str(&format!(
+            "  - {{ name: b{i}, type: {}, inputs: {{ {} }}, outputs: {{ {} }}, params: {{ {} }} }}\n",
+            t.name,
+            inputs.join(", "),
+            outputs.join(", "),
+            params.join(", ")
+        ));
+    }
+    y
+}
+
+/// Per-block cost of each block type: `count` instances in one task, run in virtual time (no
+/// sleeping between scans, so caches stay warm: this is the CPU cost of the block itself plus
+/// its share of latching and committing).
+pub fn blocks(args: &BlocksArgs) -> anyhow::Result<()> {
+    use petra_core::{MonoTime, Quality, SignalId, Timestamp, Value, VirtualClock};
+    let registry = petra_blocks::builtin();
+    let env = |_: &str| None;
+    let mut rows = Vec::new();
+    for t in registry.types() {
+        if !args.types.is_empty() && !args.types.iter().any(|n| n == t.name) {
+            continue;
+        }
+        let yaml = one_type_config(t, args.count);
+        let plan = match petra_config::load_str(&yaml, "<bench>", Path::new("."), &env, &registry) {
+            Ok(p) => p,
+            Err(e) => {
+                let first = e.to_string().lines().next().unwrap_or("").to_string();
+                rows.push(serde_json::json!({"type": t.name, "error": first}));
+                continue;
+            }
+        };
+        let clock = std::sync::Arc::new(VirtualClock::new(Timestamp::default()));
+        let bus = plan.bus_builder().build(clock.wall());
+        let pool: Vec<SignalId> = ["bool", "int", "float"]
+            .iter()
+            .flat_map(|ty| (0..POOL).map(move |k| format!("{ty}{k}")))
+            .filter_map(|n| bus.id(&n))
+            .collect();
+        let mut engine = Engine::new(plan.program, bus.clone(), clock.clone())?;
+        let mut times = Vec::with_capacity(args.scans);
+        for scan in 0..args.scans + 20 {
+            // Inputs change every scan, as a driver would make them.
+            for id in &pool {
+                let v = match bus.read(*id).map(|s| s.value) {
+                    Some(Value::Bool(b)) => Value::Bool(!b),
+                    Some(Value::Int(i)) => Value::Int(i.wrapping_add(1) % 1000),
+                    Some(Value::Float(f)) => Value::Float((f + 0.37) % 50.0),
+                    _ => continue,
+                };
+                bus.write(*id, v, Quality::Good, clock.wall())?;
+            }
+            clock.set(MonoTime::from_nanos(scan as u64 * 10_000_000));
+            let started = std::time::Instant::now();
+            engine.run_due();
+            if scan >= 20 {
+                times.push(started.elapsed().as_nanos() as u64);
+            }
+        }
+        times.sort_unstable();
+        let per_block = |q: f64| {
+            times[((times.len() - 1) as f64 * q) as usize] as f64 / args.count.max(1) as f64
+        };
+        rows.push(serde_json::json!({
+            "type": t.name,
+            "ns_per_block": {"p50": per_block(0.5), "p99": per_block(0.99)},
+        }));
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"count": args.count, "scans": args.scans, "blocks": rows})
+        );
+    } else {
+        println!(
+            "{} instances per type, {} scans each, ns per block:",
+            args.count, args.scans
+        );
+        println!("{:<16} {:>8} {:>8}", "type", "p50", "p99");
+        for r in &rows {
+            match r.get("error") {
+                Some(e) => println!(
+                    "{:<16} not measured: {}",
+                    r["type"].as_str().unwrap_or(""),
+                    e
+                ),
+                None => println!(
+                    "{:<16} {:>8.1} {:>8.1}",
+                    r["type"].as_str().unwrap_or(""),
+                    r["ns_per_block"]["p50"].as_f64().unwrap_or(0.0),
+                    r["ns_per_block"]["p99"].as_f64().unwrap_or(0.0)
+                ),
+            }
         }
     }
     Ok(())

@@ -4,6 +4,7 @@ mod bench;
 mod retain;
 mod rt;
 mod run;
+mod scenario;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -43,6 +44,14 @@ enum Command {
         /// The configuration file.
         config: PathBuf,
     },
+    /// Run logic scenarios in virtual time: set signals, let the scans run, check outputs
+    /// (docs/testing.md). Exit status 0 when every scenario passes, 1 when any fails or is
+    /// invalid.
+    Test {
+        /// Scenario files (YAML with `config:` and `steps:`).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -54,6 +63,8 @@ enum Command {
 enum BenchCommand {
     /// Run a synthetic load on the real scan thread and report scan time and jitter.
     Scan(bench::ScanArgs),
+    /// Measure the per-block cost of every block type in a large scan (virtual time).
+    Blocks(bench::BlocksArgs),
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -76,9 +87,13 @@ fn main() -> ExitCode {
             },
         ),
         Command::Check { config } => return check(&config),
+        Command::Test { scenarios } => return scenario::test(&scenarios),
         Command::Bench {
             what: BenchCommand::Scan(args),
         } => bench::scan(&args),
+        Command::Bench {
+            what: BenchCommand::Blocks(args),
+        } => bench::blocks(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

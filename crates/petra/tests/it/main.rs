@@ -2,3 +2,4 @@
 //! (each extra one would relink everything).
 
 mod cli;
+mod scenario;
