@@ -394,6 +394,29 @@ mod tests {
         expect(&mut h, 1520, true, true, 500);
     }
 
+    /// A 30 ms task does not divide a 100 ms preset: each timer's output changes on the first
+    /// scan at or after the preset has elapsed (120 ms after the edge), never before.
+    #[test]
+    fn presets_that_the_scan_period_does_not_divide() {
+        let mut h = timer(&TON, 100);
+        expect(&mut h, 0, true, false, 0);
+        expect(&mut h, 30, true, false, 30);
+        expect(&mut h, 90, true, false, 90);
+        expect(&mut h, 120, true, true, 100);
+
+        let mut h = timer(&TOF, 100);
+        expect(&mut h, 0, true, true, 0);
+        expect(&mut h, 30, false, true, 0);
+        expect(&mut h, 120, false, true, 90);
+        expect(&mut h, 150, false, false, 100);
+
+        let mut h = timer(&TP, 100);
+        expect(&mut h, 0, true, true, 0);
+        expect(&mut h, 90, true, true, 90);
+        expect(&mut h, 120, true, false, 100);
+        expect(&mut h, 150, false, false, 0);
+    }
+
     #[test]
     fn ton_exactly_at_the_boundary_with_1ms_scans() {
         let mut h = timer(&TON, 500);
