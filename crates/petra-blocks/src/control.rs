@@ -38,38 +38,11 @@
 //! **HYSTERESIS** is a two-point switch: `q` goes true when `in` reaches `high` and false when
 //! it falls to `low`, holding in between.
 
-use crate::{input, output};
+use crate::{input, optional, output, param};
 use petra_core::{BadReason, Quality};
 use petra_engine::{
     Block, BlockType, BuildCtx, BuildResult, Io, ParamSpec, ParamType, PortSpec, PortType, previous,
 };
-
-/// An optional input port.
-const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
-    PortSpec {
-        name,
-        ty,
-        required: false,
-        variadic: false,
-        doc,
-    }
-}
-
-const fn param(
-    name: &'static str,
-    ty: ParamType,
-    min: Option<f64>,
-    doc: &'static str,
-) -> ParamSpec {
-    ParamSpec {
-        name,
-        ty,
-        required: false,
-        min,
-        max: None,
-        doc,
-    }
-}
 
 const ARITHMETIC: Quality = Quality::Bad(BadReason::Arithmetic);
 
@@ -115,47 +88,55 @@ static PID_PARAMS: [ParamSpec; 10] = [
         "kp",
         ParamType::Float,
         Some(0.0),
+        None,
         "proportional gain, >= 0; default 1",
     ),
     param(
         "ti",
         ParamType::Duration,
         Some(0.0),
+        None,
         "ideal form: integral (reset) time; 0 disables the I part; default 0",
     ),
     param(
         "td",
         ParamType::Duration,
         Some(0.0),
+        None,
         "ideal form: derivative time; default 0",
     ),
     param(
         "ki",
         ParamType::Float,
         Some(0.0),
+        None,
         "parallel form: integral gain in 1/s, >= 0; default 0",
     ),
     param(
         "kd",
         ParamType::Float,
         Some(0.0),
+        None,
         "parallel form: derivative gain in s, >= 0; default 0",
     ),
     param(
         "tf",
         ParamType::Duration,
         Some(0.0),
+        None,
         "time constant of the first-order filter on the derivative; default 0 (none)",
     ),
     param(
         "out_min",
         ParamType::Float,
         None,
+        None,
         "lower output limit; default 0",
     ),
     param(
         "out_max",
         ParamType::Float,
+        None,
         None,
         "upper output limit, > out_min; default 100",
     ),

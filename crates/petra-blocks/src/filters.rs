@@ -10,41 +10,13 @@
 //! it `bad(arithmetic)` for that scan. A hot reload keeps the state of every one of them
 //! ([`Block::adopt`]): output, window, running total.
 
-use crate::{input, output};
+use crate::{input, optional, output, param};
 use petra_core::{BadReason, Quality};
 use petra_engine::{
-    Block, BlockType, BuildCtx, BuildResult, Io, ParamSpec, ParamType, PortSpec, PortType, previous,
+    Block, BlockType, BuildCtx, BuildResult, Io, ParamType, PortSpec, PortType, previous,
 };
 
 const ARITHMETIC: Quality = Quality::Bad(BadReason::Arithmetic);
-
-const fn param(
-    name: &'static str,
-    ty: ParamType,
-    min: Option<f64>,
-    max: Option<f64>,
-    doc: &'static str,
-) -> ParamSpec {
-    ParamSpec {
-        name,
-        ty,
-        required: false,
-        min,
-        max,
-        doc,
-    }
-}
-
-/// An optional input port.
-const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
-    PortSpec {
-        name,
-        ty,
-        required: false,
-        variadic: false,
-        doc,
-    }
-}
 
 fn finite(name: &str, v: f64) -> Result<f64, String> {
     if v.is_finite() {

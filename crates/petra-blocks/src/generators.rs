@@ -9,30 +9,13 @@
 //! A hot reload keeps the time origin (the waveform continues without a jump in phase, with
 //! the new parameters) and, for RANDOM_WALK, the current value and generator state.
 
-use crate::output;
+use crate::{output, param};
 use petra_core::MonoTime;
 use petra_engine::{
     Block, BlockType, BuildCtx, BuildResult, Io, ParamSpec, ParamType, PortSpec, PortType, previous,
 };
 use std::f64::consts::TAU;
 use std::time::Duration;
-
-const fn param(
-    name: &'static str,
-    ty: ParamType,
-    min: Option<f64>,
-    max: Option<f64>,
-    doc: &'static str,
-) -> ParamSpec {
-    ParamSpec {
-        name,
-        ty,
-        required: false,
-        min,
-        max,
-        doc,
-    }
-}
 
 const DEFAULT_PERIOD: Duration = Duration::from_secs(10);
 

@@ -14,7 +14,7 @@
 //! * time comes only from `Io::now()` / `Io::dt()` (scheduled scan time), never a clock;
 //! * quality is not a block's business: the engine skips a block with a bad input.
 
-use petra_engine::{BlockType, PortSpec, PortType, Registry};
+use petra_engine::{BlockType, ParamSpec, ParamType, PortSpec, PortType, Registry};
 
 pub mod arith;
 pub mod bistable;
@@ -115,35 +115,33 @@ pub fn builtin() -> Registry {
 
 /// A required input port.
 const fn input(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
-    PortSpec {
-        name,
-        ty,
-        required: true,
-        variadic: false,
-        doc,
-    }
+    PortSpec::required(name, ty, doc)
+}
+
+/// An optional input port.
+const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+    PortSpec::optional(name, ty, doc)
 }
 
 /// A required variadic input port (`name1..nameN`).
 const fn variadic(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
-    PortSpec {
-        name,
-        ty,
-        required: true,
-        variadic: true,
-        doc,
-    }
+    PortSpec::variadic(name, ty, doc)
 }
 
 /// An output port (outputs are always optional).
 const fn output(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
-    PortSpec {
-        name,
-        ty,
-        required: false,
-        variadic: false,
-        doc,
-    }
+    PortSpec::output(name, ty, doc)
+}
+
+/// An optional parameter with an inclusive range.
+const fn param(
+    name: &'static str,
+    ty: ParamType,
+    min: Option<f64>,
+    max: Option<f64>,
+    doc: &'static str,
+) -> ParamSpec {
+    ParamSpec::optional(name, ty, doc).range(min, max)
 }
 
 #[cfg(test)]
