@@ -52,7 +52,9 @@ pub(crate) struct Tasks {
     pub broken: HashSet<String>,
 }
 
-fn value_of_type(cx: &mut Cx<'_>, n: &Node, ty: ValueType, what: &str) -> Option<Value> {
+/// A value of a signal's type; an int literal is accepted for a float signal. Used for
+/// `initial` and `safe` here and for scenario `set`/`expect` values.
+pub(crate) fn value_of_type(cx: &mut Cx<'_>, n: &Node, ty: ValueType, what: &str) -> Option<Value> {
     Some(match (ty, &n.kind) {
         (ValueType::Bool, Kind::Bool(b)) => Value::Bool(*b),
         (ValueType::Int, Kind::Int(i)) => Value::Int(*i),
@@ -65,11 +67,11 @@ fn value_of_type(cx: &mut Cx<'_>, n: &Node, ty: ValueType, what: &str) -> Option
                 n.pos,
                 "wrong-type",
                 format!(
-                    "{what} must be {} value like the signal, found {}",
+                    "{what} must be {} like the signal, found {}",
                     match ty {
-                        ValueType::Bool => "a bool",
+                        ValueType::Bool => "a bool (true or false)",
                         ValueType::Int => "an int",
-                        ValueType::Float => "a float",
+                        ValueType::Float => "a number",
                         ValueType::String => "a string",
                     },
                     n.kind_name()

@@ -22,6 +22,7 @@
 //! the binary's job; what an expectation accepts is decided here ([`Expectation::check`]), so
 //! it can be tested without an engine. The semantics are documented in `docs/testing.md`.
 
+use crate::compile::value_of_type;
 use crate::diag::{Cx, Pos};
 use crate::walk::{self, MapW, expect_f64, expect_seq, expect_str};
 use crate::yaml::{self, Kind, Node};
@@ -31,7 +32,6 @@ use petra_engine::Registry;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A scenario, resolved against its configuration.
@@ -499,35 +499,6 @@ fn step(
     })
 }
 
-/// A value of the signal's type; an int literal is accepted for a float signal.
-fn typed(cx: &mut Cx<'_>, n: &Node, ty: ValueType, what: &str) -> Option<Value> {
-    Some(match (ty, &n.kind) {
-        (ValueType::Bool, Kind::Bool(b)) => Value::Bool(*b),
-        (ValueType::Int, Kind::Int(i)) => Value::Int(*i),
-        (ValueType::Float, Kind::Float(f)) => Value::Float(*f),
-        (ValueType::Float, Kind::Int(i)) => Value::Float(*i as f64),
-        (ValueType::String, Kind::Str(s)) => Value::String(Arc::from(s.as_str())),
-        (_, Kind::Bad) => return None,
-        _ => {
-            cx.err(
-                n.pos,
-                "wrong-type",
-                format!(
-                    "{what} must be {} like the signal, found {}",
-                    match ty {
-                        ValueType::Bool => "a bool (true or false)",
-                        ValueType::Int => "an int",
-                        ValueType::Float => "a number",
-                        ValueType::String => "a string",
-                    },
-                    n.kind_name()
-                ),
-            );
-            return None;
-        }
-    })
-}
-
 fn quality_class(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<QualityClass> {
     let s = expect_str(cx, n, what)?;
     let q = QualityClass::parse(s);
@@ -554,7 +525,7 @@ fn set_value(
     what: &str,
 ) -> Option<(Option<Value>, Quality)> {
     if !matches!(n.kind, Kind::Map(_)) {
-        return typed(cx, n, ty, what).map(|v| (Some(v), Quality::Good));
+        return value_of_type(cx, n, ty, what).map(|v| (Some(v), Quality::Good));
     }
     let mut m = MapW::new(cx, n, what)?;
     let value = m.get("value");
@@ -569,7 +540,7 @@ fn set_value(
         return None;
     }
     let v = match value {
-        Some(v) => Some(typed(cx, v, ty, &format!("`value` of {what}"))?),
+        Some(v) => Some(value_of_type(cx, v, ty, &format!("`value` of {what}"))?),
         None => None,
     };
     let q = match quality {
@@ -588,7 +559,8 @@ fn expected(
     what: &str,
 ) -> Option<(Option<Expected>, QualityClass)> {
     if !matches!(n.kind, Kind::Map(_)) {
-        return typed(cx, n, ty, what).map(|v| (Some(Expected::Exact(v)), QualityClass::Good));
+        return value_of_type(cx, n, ty, what)
+            .map(|v| (Some(Expected::Exact(v)), QualityClass::Good));
     }
     let mut m = MapW::new(cx, n, what)?;
     let value = m.entry("value");
@@ -619,7 +591,7 @@ fn expected(
                 );
                 ok = false;
             }
-            let v = typed(cx, v, ty, &format!("`value` of {what}"));
+            let v = value_of_type(cx, v, ty, &format!("`value` of {what}"));
             ok &= v.is_some();
             v.map(Expected::Exact)
         }
