@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// Sections of the full configuration (spec section 2) that this version does not run yet.
 /// Present ones are errors: silently ignoring them would let a plant believe it has alarms.
-pub(crate) const NOT_SUPPORTED: &[&str] = &["drivers", "alarms", "notify", "history", "server"];
+pub(crate) const NOT_SUPPORTED: &[&str] = &["drivers", "alarms", "notify", "history"];
 
 /// Roles that may be given write access to a signal.
 pub(crate) const ROLES: &[&str] = &["viewer", "operator", "engineer", "admin", "mqtt"];
@@ -394,7 +394,7 @@ fn engine(cx: &mut Cx<'_>, m: Option<MapW<'_>>) -> EngineOptions {
 }
 
 /// `base/./data` → `base/data`; absolute paths are kept.
-fn resolve_path(base: &Path, p: &str) -> PathBuf {
+pub(crate) fn resolve_path(base: &Path, p: &str) -> PathBuf {
     let joined = base.join(p);
     joined
         .components()
@@ -429,6 +429,10 @@ pub(crate) fn compile(
         .unwrap_or("./data");
     let engine_map = top.opt_map(cx, "engine");
     let engine = engine(cx, engine_map);
+    let data_dir = resolve_path(base_dir, data_dir);
+    let server = top
+        .opt_map(cx, "server")
+        .and_then(|m| crate::server::server(cx, m, base_dir, &data_dir));
     for s in NOT_SUPPORTED {
         if let Some((k, _)) = top.entry(s) {
             cx.err(
@@ -503,13 +507,14 @@ pub(crate) fn compile(
     Some(Plan {
         plant: plant.map(|p| p.0.to_string()).unwrap_or_default(),
         config_path,
-        data_dir: resolve_path(base_dir, data_dir),
+        data_dir,
         signals: sigs.list.into_iter().map(|s| s.plan).collect(),
         program: Program {
             tasks: specs,
             safe_values,
         },
         engine,
+        server,
     })
 }
 

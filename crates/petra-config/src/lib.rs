@@ -23,6 +23,7 @@ mod compile;
 mod diag;
 mod env;
 pub mod scenario;
+mod server;
 mod units;
 mod walk;
 mod yaml;
@@ -32,7 +33,9 @@ mod tests;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use scenario::{Scenario, ScenarioError, load_scenario};
+pub use server::{ServerPlan, TlsPlan};
 pub use units::{parse_duration, parse_size};
+pub use walk::is_name;
 
 use petra_core::{BusBuilder, SignalDef, SignalId, Value};
 use petra_engine::{Program, Registry};
@@ -64,6 +67,8 @@ pub struct Plan {
     /// declaration order — the engine computes the execution order.
     pub program: Program,
     pub engine: EngineOptions,
+    /// The `server:` section (HTTP API, users, audit log), when present.
+    pub server: Option<ServerPlan>,
 }
 
 /// One declared signal with what the bus does not need to know.
@@ -128,6 +133,7 @@ impl fmt::Debug for Plan {
             .field("tasks", &tasks)
             .field("safe_values", &self.program.safe_values)
             .field("engine", &self.engine)
+            .field("server", &self.server)
             .finish()
     }
 }

@@ -870,3 +870,104 @@ fn structural_errors() {
     one_error("plant: demo\nengine: { cpu: -1 }\n", "out-of-range", 2, 16);
     one_error("plant: !!int demo\n", "wrong-type", 1, 8);
 }
+
+#[test]
+fn server_section_resolves_paths_and_has_defaults() {
+    let src = "plant: demo
+data_dir: var
+server:
+  listen: 0.0.0.0:8443
+  tls: { cert: certs/server.pem, key: /secure/server.key }
+  users_file: users.yaml
+  audit_log: /var/log/petra/audit.jsonl
+  token_ttl: 30m
+";
+    let plan = compile(src).unwrap_or_else(|e| panic!("{e}"));
+    let s = plan.server.expect("a server plan");
+    assert_eq!(s.listen, "0.0.0.0:8443".parse().unwrap());
+    let tls = s.tls.expect("tls");
+    assert_eq!(tls.cert, Path::new("/etc/petra/certs/server.pem"));
+    assert_eq!(tls.key, Path::new("/secure/server.key"));
+    assert_eq!(s.users_file, Path::new("/etc/petra/var/users.yaml"));
+    assert_eq!(
+        s.audit_log.as_deref(),
+        Some(Path::new("/var/log/petra/audit.jsonl"))
+    );
+    assert_eq!(s.token_ttl, Duration::from_secs(30 * 60));
+
+    let plan = compile("plant: demo\nserver: {}\n").unwrap_or_else(|e| panic!("{e}"));
+    let s = plan.server.expect("a server plan");
+    assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(s.tls, None);
+    assert_eq!(s.users_file, Path::new("/etc/petra/data/users.json"));
+    assert_eq!(
+        s.audit_log.as_deref(),
+        Some(Path::new("/etc/petra/data/audit.jsonl"))
+    );
+    assert_eq!(s.token_ttl, Duration::from_secs(8 * 3600));
+    // `server:` with nothing under it is the same.
+    assert!(compile("plant: demo\nserver:\n").unwrap().server.is_some());
+    assert!(compile("plant: demo\n").unwrap().server.is_none());
+    // IPv6 loopback needs no TLS.
+    compile("plant: demo\nserver: { listen: \"[::1]:9000\" }\n").unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn server_refuses_a_non_loopback_listen_without_tls() {
+    let d = one_error(
+        "plant: demo\nserver:\n  listen: 0.0.0.0:8080\n",
+        "insecure-listen",
+        3,
+        11,
+    );
+    assert!(d.message.contains("0.0.0.0:8080"), "{d}");
+    assert!(d.message.contains("add `tls:"), "{d}");
+    one_error(
+        "plant: demo\nserver: { listen: \"[::]:8080\" }\n",
+        "insecure-listen",
+        2,
+        19,
+    );
+}
+
+#[test]
+fn server_errors_at_their_positions() {
+    let d = one_error(
+        "plant: demo\nserver:\n  listen: localhost:8080\n",
+        "bad-value",
+        3,
+        11,
+    );
+    assert!(d.message.contains("such as 127.0.0.1:8080"), "{d}");
+    one_error(
+        "plant: demo\nserver:\n  token_ttl: 10s\n",
+        "out-of-range",
+        3,
+        14,
+    );
+    one_error(
+        "plant: demo\nserver:\n  token_ttl: 8\n",
+        "bad-duration",
+        3,
+        14,
+    );
+    let d = one_error(
+        "plant: demo\nserver:\n  user_file: u.json\n",
+        "unknown-key",
+        3,
+        3,
+    );
+    assert!(d.message.contains("did you mean `users_file`?"), "{d}");
+    one_error(
+        "plant: demo\nserver:\n  tls: { cert: a.pem }\n",
+        "missing-key",
+        3,
+        8,
+    );
+    one_error(
+        "plant: demo\nserver:\n  audit_log: \"\"\n",
+        "bad-value",
+        3,
+        14,
+    );
+}

@@ -67,7 +67,8 @@ pub(crate) fn list(names: &[&str]) -> String {
 }
 
 /// Whether `s` is a valid signal / block / task / plant name: `[A-Za-z_][A-Za-z0-9_.-]*`.
-pub(crate) fn is_name(s: &str) -> bool {
+/// User and API token names follow the same rule.
+pub fn is_name(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(f) if f == '_' || f.is_ascii_alphabetic())
         && c.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))

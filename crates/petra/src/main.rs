@@ -1,5 +1,6 @@
 //! The `petra` command: CLI parsing and dispatch. See docs/cli.md.
 
+mod admin;
 mod bench;
 mod retain;
 mod rt;
@@ -57,6 +58,59 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// Manage the users of the HTTP API: the users file named by the configuration's `server`
+    /// section (docs/security.md).
+    User {
+        #[command(subcommand)]
+        what: UserCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        what: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. The password is asked twice on the terminal (not echoed), or read from
+    /// stdin with --password-stdin; at least 12 characters.
+    Add {
+        /// User name: letters, digits, `_`, `.`, `-`; starts with a letter or `_`.
+        name: String,
+        /// viewer, operator, engineer or admin (each includes the ones before).
+        #[arg(long, value_parser = role)]
+        role: petra_server::Role,
+        /// Read the password from stdin (one line) instead of the terminal.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The configuration file (its `server` section names the users file).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// List users, their roles and API tokens (never passwords or hashes).
+    List {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Remove a user and its API tokens.
+    Remove {
+        name: String,
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit log's hash chain. Exit status 0 when intact, 1 when any line was
+    /// edited, removed, reordered or cut (the first bad line is printed).
+    Verify {
+        /// The audit log (JSON lines).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -65,6 +119,11 @@ enum BenchCommand {
     Scan(bench::ScanArgs),
     /// Measure the per-block cost of every block type in a large scan (virtual time).
     Blocks(bench::BlocksArgs),
+}
+
+fn role(s: &str) -> Result<petra_server::Role, String> {
+    s.parse()
+        .map_err(|e: petra_server::ServerError| e.to_string())
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -94,6 +153,19 @@ fn main() -> ExitCode {
         Command::Bench {
             what: BenchCommand::Blocks(args),
         } => bench::blocks(&args),
+        Command::User { what } => match what {
+            UserCommand::Add {
+                name,
+                role,
+                password_stdin,
+                config,
+            } => admin::user_add(&config, &name, role, password_stdin),
+            UserCommand::List { config } => admin::user_list(&config),
+            UserCommand::Remove { name, config } => admin::user_remove(&config, &name),
+        },
+        Command::Audit {
+            what: AuditCommand::Verify { file },
+        } => return admin::audit_verify(&file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

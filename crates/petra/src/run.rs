@@ -48,6 +48,7 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
             ));
         }
     };
+    refuse_server(&plan)?;
     std::fs::create_dir_all(&plan.data_dir)
         .with_context(|| format!("cannot create data_dir {}", plan.data_dir.display()))?;
 
@@ -100,6 +101,18 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
     }
     result?;
     tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// The `server` section is accepted by `petra check` and `petra user`, but `petra run` does not
+/// serve HTTP yet: refusing is better than running without the API the file asks for.
+fn refuse_server(plan: &Plan) -> anyhow::Result<()> {
+    if plan.server.is_some() {
+        return Err(anyhow!(
+            "the `server` section needs the HTTP API, which is not in this version of petra yet; \
+             remove it to run (`petra user` and `petra audit verify` already work with it)"
+        ));
+    }
     Ok(())
 }
 
@@ -237,6 +250,7 @@ impl Live {
                 return Err(anyhow!("{} is not valid", self.path.display()));
             }
         };
+        refuse_server(&plan)?;
         if plan.plant != self.plant || plan.data_dir != self.data_dir {
             return Err(anyhow!(
                 "`plant` or `data_dir` changed; that needs a restart of petra"

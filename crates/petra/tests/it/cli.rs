@@ -363,3 +363,13 @@ fn reload_refuses_a_broken_file_and_applies_a_good_one_keeping_block_state() {
     p.terminate();
     assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
 }
+
+#[test]
+fn run_refuses_a_server_section_until_the_http_api_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), "server.yaml", "plant: s\nserver: {}\n");
+    let out = petra().arg("run").arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs the HTTP API"), "{stderr}");
+}
