@@ -7,6 +7,8 @@
 //! - [`audit`]: the append-only, hash-chained audit log and its verifier.
 //! - [`first_run`]: the initial `admin` user with a random password.
 //! - `metrics`: Prometheus metrics.
+//! - [`http`]: the HTTP API (axum) over all of the above.
+//! - [`tls`]: the rustls configuration from `server.tls` (certificate chain and key files).
 //!
 //! How the HTTP layer puts them together: `POST /api/v1/login` asks [`LoginLimiter::check`]
 //! for the source address, then [`Users::verify_password`] (slow on purpose: run it off the
@@ -22,8 +24,10 @@
 
 pub mod audit;
 pub mod first_run;
+pub mod http;
 pub mod metrics;
 pub mod sessions;
+pub mod tls;
 pub mod users;
 
 mod fsx;
@@ -159,6 +163,8 @@ pub enum ServerError {
     Random(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
+    #[error("cannot use {path} for TLS: {problem}")]
+    Tls { path: PathBuf, problem: String },
 }
 
 pub type Result<T, E = ServerError> = std::result::Result<T, E>;

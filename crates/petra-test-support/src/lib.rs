@@ -7,6 +7,15 @@
 //! * [`Child`] — a child process (Petra or a peer) whose output is collected line by line, that
 //!   can be signalled and that is killed when dropped, so a failing test leaves nothing behind.
 //! * [`Mosquitto`] — the MQTT broker peer on a free port.
+//! * [`TestCa`] — a CA and a server certificate for `localhost` in a temp dir, and an HTTPS
+//!   client that trusts only that CA.
+//! * [`run_schemathesis`] — fuzz a running HTTP API from its OpenAPI description.
+
+pub mod schemathesis;
+pub mod tls;
+
+pub use schemathesis::run_schemathesis;
+pub use tls::TestCa;
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};

@@ -11,18 +11,29 @@
 //! signals changed, the new plan gets a new bus carrying over the values of the signals that
 //! stayed, and the async side is restarted on it.
 //!
-//! Shutdown on SIGINT/SIGTERM: cancel and await every async task, stop the scan thread after
-//! one last scan, save retained values, exit 0.
+//! With a `server` section, start-up also prepares the HTTP API before the engine starts: the
+//! first run creates user `admin` and prints its password once, the audit log is opened
+//! (refused if its chain is broken), the listener is bound (TLS with `server.tls`). The server
+//! runs as the task `http` for the whole run — it is not restarted by a reload; a reload hands
+//! it the new signals and their metadata. `POST /api/v1/config/reload` reaches [`Live::serve`]
+//! over a channel and gets the same reload as SIGHUP. A reload that changes the `server`
+//! section is refused (the listener, TLS files, users file and audit log need a restart).
+//!
+//! Shutdown on SIGINT/SIGTERM: stop the HTTP API (no writes during shutdown), cancel and await
+//! every other async task, stop the scan thread after one last scan, save retained values,
+//! exit 0.
 
 use crate::{retain, rt};
 use anyhow::{Context, anyhow};
-use petra_config::{EngineOptions, Plan};
+use petra_config::{EngineOptions, Plan, ServerPlan};
 use petra_core::{Bus, Clock, LatestFeed, SignalDef, SignalId, SystemClock};
 use petra_engine::{Engine, EngineHandle, ReloadReport, Stats, StatsSource};
+use petra_server::http::{Api, ApiParts, ReloadRefused, ReloadRequest, SignalMeta, Signals};
+use petra_server::{AuditEvent, AuditLog, Users};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
@@ -48,12 +59,17 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
             ));
         }
     };
-    refuse_server(&plan)?;
     std::fs::create_dir_all(&plan.data_dir)
         .with_context(|| format!("cannot create data_dir {}", plan.data_dir.display()))?;
+    let server = match &plan.server {
+        Some(s) => Some(prepare_server(&plan, s)?),
+        None => None,
+    };
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let (bus, retain_feed, retained) = build_bus(&plan, &*clock);
+    let (bus, retain_feed, api_feed, retained) = build_bus(&plan, &*clock);
+    let meta = SignalMeta::from_plan(&plan);
+    let server_plan = plan.server.clone();
     let retain_path = plan.data_dir.join("retained.json");
     let restored = retain::restore(&retain_path, &bus, &retained);
     let engine_opts = plan.engine;
@@ -69,6 +85,21 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         .thread_name("petra-io")
         .enable_all()
         .build()?;
+    let (api, reload_rx, listener) = match server {
+        Some(prep) => {
+            let (api, rx) = Api::new(ApiParts {
+                signals: Signals::new(bus.clone(), meta, api_feed),
+                users: prep.users,
+                token_ttl: prep.token_ttl,
+                audit: prep.audit,
+                stats: handle.stats_source(),
+                config_name: path.display().to_string(),
+                clocks: Default::default(),
+            });
+            (Some(api), Some(rx), Some(prep.listener))
+        }
+        None => (None, None, None),
+    };
     let mut live = Live {
         path: path.to_path_buf(),
         plant,
@@ -80,10 +111,44 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         bus,
         retained,
         io: None,
+        server: server_plan,
+        api: api.clone(),
     };
     let result = runtime.block_on(async {
         live.start_io(retain_feed);
-        let stop = live.serve(opts.watch).await?;
+        let failed = CancellationToken::new();
+        let http = match (api, listener) {
+            (Some(api), Some(listener)) => {
+                let cancel = CancellationToken::new();
+                let (c, f) = (cancel.clone(), failed.clone());
+                let task = tokio::spawn(
+                    async move {
+                        let r = petra_server::http::serve(api, listener, c).await;
+                        if r.is_err() {
+                            f.cancel();
+                        }
+                        r
+                    }
+                    .instrument(info_span!("http")),
+                );
+                Some((cancel, task))
+            }
+            _ => None,
+        };
+        let stop = live.serve(opts.watch, reload_rx, &failed).await;
+        if let Some((cancel, task)) = http {
+            if let Some(api) = &live.api {
+                api.readiness()
+                    .set("engine", petra_server::http::ComponentState::Down);
+            }
+            cancel.cancel();
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("the HTTP API failed: {e}"),
+                Err(e) => tracing::error!("the HTTP API task failed: {e}"),
+            }
+        }
+        let stop = stop?;
         tracing::info!(signal = stop, "stopping");
         live.stop_io().await
     });
@@ -104,24 +169,106 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `server` section is accepted by `petra check` and `petra user`, but `petra run` does not
-/// serve HTTP yet: refusing is better than running without the API the file asks for.
-fn refuse_server(plan: &Plan) -> anyhow::Result<()> {
-    if plan.server.is_some() {
-        return Err(anyhow!(
-            "the `server` section needs the HTTP API, which is not in this version of petra yet; \
-             remove it to run (`petra user` and `petra audit verify` already work with it)"
-        ));
-    }
-    Ok(())
+/// What the HTTP API needs from start-up, prepared before the engine starts so that a
+/// problem (a broken audit chain, a port in use, bad TLS files) stops `petra run` at once.
+struct ServerPrep {
+    users: Users,
+    audit: Option<Arc<AuditLog>>,
+    token_ttl: Duration,
+    listener: petra_server::http::Listener,
 }
 
-/// The bus of a plan, with the retained-value feed and the retained ids.
-fn build_bus(plan: &Plan, clock: &dyn Clock) -> (Arc<Bus>, Option<LatestFeed>, Vec<SignalId>) {
+fn prepare_server(plan: &Plan, server: &ServerPlan) -> anyhow::Result<ServerPrep> {
+    let now = SystemTime::now();
+    let created = petra_server::ensure_initial_admin(&server.users_file, &plan.data_dir, now)?;
+    let audit = match &server.audit_log {
+        Some(p) => Some(Arc::new(AuditLog::open(p).with_context(|| {
+            "the HTTP API needs its audit log; nothing was started".to_string()
+        })?)),
+        None => None,
+    };
+    if let Some(admin) = &created {
+        // Printed once, on stdout (not the log): this is the only time it is shown.
+        println!(
+            "petra: created user `{}` with password {}",
+            admin.user,
+            admin.password.expose()
+        );
+        println!(
+            "petra: the password is also in {} (mode 0600); delete that file once the password \
+             is stored elsewhere",
+            admin.password_file.display()
+        );
+        if let Some(log) = &audit {
+            let event = AuditEvent::new("petra", "startup", "user.add", admin.user.clone()).change(
+                serde_json::Value::Null,
+                serde_json::json!({"role": "admin"}),
+            );
+            log.append(&event, now)
+                .context("cannot record the initial admin in the audit log")?;
+        }
+    }
+    let users = Users::load(&server.users_file)?;
+    let tls = match &server.tls {
+        Some(t) => {
+            petra_server::tls::install_crypto_provider();
+            Some(petra_server::tls::server_config(&t.cert, &t.key)?)
+        }
+        None => None,
+    };
+    let listener = std::net::TcpListener::bind(server.listen).with_context(|| {
+        format!(
+            "cannot listen on {} for the HTTP API (`server.listen`); is another program using it?",
+            server.listen
+        )
+    })?;
+    Ok(ServerPrep {
+        users,
+        audit,
+        token_ttl: server.token_ttl,
+        listener: petra_server::http::Listener { listener, tls },
+    })
+}
+
+/// The bus of a plan, with the retained-value feed, the API's feed of every signal (with a
+/// `server` section) and the retained ids.
+fn build_bus(
+    plan: &Plan,
+    clock: &dyn Clock,
+) -> (
+    Arc<Bus>,
+    Option<LatestFeed>,
+    Option<LatestFeed>,
+    Vec<SignalId>,
+) {
     let retained = retained_ids(plan);
     let mut builder = plan.bus_builder();
     let feed = (!retained.is_empty()).then(|| builder.latest_feed(Some(&retained)));
-    (builder.build(clock.wall()), feed, retained)
+    let api_feed = plan.server.is_some().then(|| builder.latest_feed(None));
+    (builder.build(clock.wall()), feed, api_feed, retained)
+}
+
+/// A configuration file that does not load: its diagnostics, one per line.
+#[derive(Debug)]
+struct InvalidConfig {
+    path: PathBuf,
+    diagnostics: Vec<String>,
+}
+
+impl std::fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not valid", self.path.display())
+    }
+}
+
+impl std::error::Error for InvalidConfig {}
+
+/// Receives the next reload request from the API; never, without an API.
+async fn next_request(rx: &mut Option<mpsc::Receiver<ReloadRequest>>) -> Option<ReloadRequest> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn retained_ids(plan: &Plan) -> Vec<SignalId> {
@@ -151,6 +298,10 @@ struct Live {
     bus: Arc<Bus>,
     retained: Vec<SignalId>,
     io: Option<Io>,
+    /// The running `server` section; a reload may not change it.
+    server: Option<ServerPlan>,
+    /// The HTTP API, told about new signals after a reload.
+    api: Option<Arc<Api>>,
 }
 
 impl Live {
@@ -193,7 +344,12 @@ impl Live {
     }
 
     /// Runs until SIGINT/SIGTERM, reloading on SIGHUP and (with `watch`) on file changes.
-    async fn serve(&mut self, watch: bool) -> anyhow::Result<&'static str> {
+    async fn serve(
+        &mut self,
+        watch: bool,
+        mut reload_rx: Option<mpsc::Receiver<ReloadRequest>>,
+        http_failed: &CancellationToken,
+    ) -> anyhow::Result<&'static str> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
         let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
@@ -206,15 +362,37 @@ impl Live {
                     r.context("cannot listen for Ctrl-C")?;
                     return Ok("SIGINT");
                 }
+                _ = http_failed.cancelled() => {
+                    return Err(anyhow!("the HTTP API stopped; petra stops too"));
+                }
                 _ = hup.recv() => {
                     seen = file_stamp(&self.path);
-                    self.reload("SIGHUP").await;
+                    let _ = self.reload("SIGHUP").await;
+                }
+                Some(req) = next_request(&mut reload_rx) => {
+                    seen = file_stamp(&self.path);
+                    let outcome = self.reload("API").await.map_err(|e| match e.downcast_ref::<InvalidConfig>() {
+                        Some(inv) => ReloadRefused {
+                            message: format!(
+                                "{} has {} error(s); the running configuration stays",
+                                inv.path.display(),
+                                inv.diagnostics.len()
+                            ),
+                            diagnostics: inv.diagnostics.clone(),
+                        },
+                        None => ReloadRefused {
+                            message: format!("{e:#}; the running configuration stays"),
+                            diagnostics: Vec::new(),
+                        },
+                    });
+                    // The requester may have gone (client disconnected): nothing to tell.
+                    let _ = req.reply.send(outcome);
                 }
                 _ = tick.tick(), if watch => {
                     let now = file_stamp(&self.path);
                     if now != seen {
                         seen = now;
-                        self.reload("file changed").await;
+                        let _ = self.reload("file changed").await;
                     }
                 }
             }
@@ -223,8 +401,9 @@ impl Live {
 
     /// Validates, compiles and swaps in the configuration file; logs the outcome. A refused
     /// reload leaves everything as it was.
-    async fn reload(&mut self, why: &str) {
-        match self.try_reload().await {
+    async fn reload(&mut self, why: &str) -> anyhow::Result<ReloadReport> {
+        let result = self.try_reload().await;
+        match &result {
             Ok(r) => tracing::info!(
                 trigger = why,
                 kept = r.kept,
@@ -238,19 +417,29 @@ impl Live {
                 "reload refused, the running configuration stays: {e:#}"
             ),
         }
+        result
     }
 
     async fn try_reload(&mut self) -> anyhow::Result<ReloadReport> {
         let plan = match petra_config::load(&self.path, &petra_blocks::builtin()) {
             Ok(p) => p,
             Err(e) => {
-                for line in e.to_string().lines() {
+                let diagnostics: Vec<String> = e.to_string().lines().map(String::from).collect();
+                for line in &diagnostics {
                     tracing::error!("{line}");
                 }
-                return Err(anyhow!("{} is not valid", self.path.display()));
+                return Err(InvalidConfig {
+                    path: self.path.clone(),
+                    diagnostics,
+                }
+                .into());
             }
         };
-        refuse_server(&plan)?;
+        if plan.server != self.server {
+            return Err(anyhow!(
+                "the `server` section changed (or was added or removed); that needs a restart of petra"
+            ));
+        }
         if plan.plant != self.plant || plan.data_dir != self.data_dir {
             return Err(anyhow!(
                 "`plant` or `data_dir` changed; that needs a restart of petra"
@@ -263,11 +452,17 @@ impl Live {
         let retained = retained_ids(&plan);
         let defs: Vec<SignalDef> = plan.signals.iter().map(|s| s.def.clone()).collect();
         let same_bus = defs == self.bus.defs() && retained == self.retained;
+        let meta = SignalMeta::from_plan(&plan);
         if same_bus {
             let engine = Engine::new(plan.program, self.bus.clone(), clock)?;
-            return Ok(self.handle.reload(engine)?);
+            let report = self.handle.reload(engine)?;
+            if let Some(api) = &self.api {
+                // Same bus: the API keeps its change feed; `min`/`max`/`write` may be new.
+                api.set_signals(Signals::new(self.bus.clone(), meta, None));
+            }
+            return Ok(report);
         }
-        let (bus, feed, retained) = build_bus(&plan, &*clock);
+        let (bus, feed, api_feed, retained) = build_bus(&plan, &*clock);
         // Retained signals that are new to this plan come from the file; the others keep
         // their live values, copied over during the swap.
         let newcomers: Vec<SignalId> = retained
@@ -290,6 +485,9 @@ impl Live {
                 tracing::warn!(error = %e, "cannot save retained values after the reload");
             }
             self.start_io(feed);
+            if let Some(api) = &self.api {
+                api.set_signals(Signals::new(self.bus.clone(), meta, api_feed));
+            }
         } else {
             self.start_io(None);
         }

@@ -15,6 +15,12 @@ fn repo() -> PathBuf {
 /// The quickstart, copied into a temp dir so its data_dir lands there.
 fn quickstart_in(dir: &Path) -> PathBuf {
     let src = std::fs::read_to_string(repo().join("examples/quickstart.yaml")).unwrap();
+    // Its API on a free port, so the test never collides with anything on 8080.
+    assert!(src.contains("127.0.0.1:8080"), "the quickstart's listen address moved");
+    let src = src.replace(
+        "127.0.0.1:8080",
+        &format!("127.0.0.1:{}", petra_test_support::free_port()),
+    );
     let path = dir.join("quickstart.yaml");
     std::fs::write(&path, src).unwrap();
     path
@@ -365,11 +371,20 @@ fn reload_refuses_a_broken_file_and_applies_a_good_one_keeping_block_state() {
 }
 
 #[test]
-fn run_refuses_a_server_section_until_the_http_api_exists() {
+fn run_with_a_server_section_refuses_a_port_in_use() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path(), "server.yaml", "plant: s\nserver: {}\n");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = config_file(
+        dir.path(),
+        "server.yaml",
+        &format!("plant: s\ndata_dir: data\nserver: {{ listen: 127.0.0.1:{port} }}\n"),
+    );
     let out = petra().arg("run").arg(&config).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("needs the HTTP API"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
 }

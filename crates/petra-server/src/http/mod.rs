@@ -1,0 +1,396 @@
+//! The HTTP API (spec.md section 4, docs/api.md, docs/openapi.yaml): an axum [`router`] over
+//! one shared [`Api`] state, and [`serve`] that runs it on a bound listener (plain or TLS)
+//! until a cancellation token fires.
+//!
+//! The state is built once by the runtime and outlives reloads:
+//!
+//! - the signals ([`Signals`]: the bus, per-signal metadata from the plan, and the bus's
+//!   coalesced change feed) sit behind a `watch` channel, so a reload that rebuilds the bus
+//!   or changes a signal's `min`/`max`/`write` swaps them in one step ([`Api::set_signals`]);
+//! - users (reloaded when the users file changes, so `petra user add` while running works),
+//!   login sessions, the failed-login limiter, the audit log, the engine's statistics;
+//! - a channel to the runtime for `POST /api/v1/config/reload` ([`ReloadRequest`]): the runtime
+//!   owns the engine and performs the reload; the handler waits for its answer;
+//! - readiness per component ([`Readiness`]).
+//!
+//! Request handling rules (docs/security.md): every route but login, `/health` and `/ready`
+//! authenticates first (401), then checks the role (403), then validates (400/404/422).
+//! Bodies are limited to 64 KiB; JSON nesting is limited by serde_json's recursion limit
+//! (128). Every change is in the audit log — fsynced — before the answer; if the audit log
+//! cannot be written, the change is not made (503). Time comes from [`Clocks`], so tests move
+//! it by hand.
+
+mod events;
+mod handlers;
+#[cfg(test)]
+mod tests;
+
+use crate::{AuditLog, LoginLimiter, Role, ServerError, Sessions, Users};
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::routing::{get, post};
+use petra_core::{Bus, LatestFeed, SignalId, ValueType};
+use petra_engine::{ReloadReport, StatsSource};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Request bodies larger than this are refused with 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// How long shutdown waits for open requests (event streams end at once).
+const GRACE: Duration = Duration::from_secs(5);
+
+/// What the API knows about one signal besides its value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignalMeta {
+    pub name: String,
+    pub ty: ValueType,
+    pub unit: Option<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Roles named in the signal's `write` list (other entries, such as `mqtt`, are not API
+    /// roles). Empty: read-only from outside.
+    pub write: Vec<Role>,
+}
+
+impl SignalMeta {
+    /// The metadata of every signal of a plan, in id order.
+    pub fn from_plan(plan: &petra_config::Plan) -> Vec<SignalMeta> {
+        plan.signals
+            .iter()
+            .map(|s| SignalMeta {
+                name: s.def.name.clone(),
+                ty: s.def.ty,
+                unit: s.def.unit.clone(),
+                min: s.min,
+                max: s.max,
+                write: s.write.iter().filter_map(|w| w.parse().ok()).collect(),
+            })
+            .collect()
+    }
+
+    /// Whether `role` may write this signal: a listed role or any role above one.
+    pub fn may_write(&self, role: Role) -> bool {
+        self.write.iter().any(|w| role >= *w)
+    }
+}
+
+/// The signals as the API serves them: one bus and its metadata, swapped whole on reload.
+pub struct Signals {
+    pub(crate) bus: Arc<Bus>,
+    pub(crate) meta: Vec<SignalMeta>,
+    /// The bus's latest-value feed for the event stream; taken by the event hub.
+    feed: Mutex<Option<LatestFeed>>,
+}
+
+impl Signals {
+    /// `meta` in the bus's id order; `feed` a latest-value feed of every signal of `bus`
+    /// (`None`: the event stream sends only the snapshot on connect).
+    pub fn new(bus: Arc<Bus>, meta: Vec<SignalMeta>, feed: Option<LatestFeed>) -> Signals {
+        Signals {
+            bus,
+            meta,
+            feed: Mutex::new(feed),
+        }
+    }
+
+    pub(crate) fn find(&self, name: &str) -> Option<(SignalId, &SignalMeta)> {
+        let id = self.bus.id(name)?;
+        Some((id, self.meta.get(id.index())?))
+    }
+}
+
+/// A request from the API to reload the configuration; the runtime answers on `reply`.
+pub struct ReloadRequest {
+    pub reply: oneshot::Sender<Result<ReloadReport, ReloadRefused>>,
+}
+
+/// Why a reload was refused; the running configuration stays.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReloadRefused {
+    /// For people: what failed and what to do.
+    pub message: String,
+    /// Every error as `petra check` prints it (`FILE:LINE:COL: error[CODE]: message`); empty
+    /// when the refusal is not about the file's content.
+    pub diagnostics: Vec<String>,
+}
+
+/// State of one component for `/ready`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComponentState {
+    Up,
+    Starting,
+    Down,
+}
+
+impl ComponentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentState::Up => "up",
+            ComponentState::Starting => "starting",
+            ComponentState::Down => "down",
+        }
+    }
+}
+
+/// Readiness per component (`engine`, `audit_log`, later drivers and sinks).
+#[derive(Default)]
+pub struct Readiness(Mutex<BTreeMap<String, ComponentState>>);
+
+impl Readiness {
+    pub fn set(&self, component: &str, state: ComponentState) {
+        self.0
+            .lock()
+            .expect("readiness lock")
+            .insert(component.to_string(), state);
+    }
+
+    /// Every component with its state, by name.
+    pub fn snapshot(&self) -> BTreeMap<String, ComponentState> {
+        self.0.lock().expect("readiness lock").clone()
+    }
+}
+
+/// Where the API gets the time: wall time for expiry and records, monotonic time for the
+/// login limiter. Replaceable so tests move time without waiting.
+#[derive(Clone)]
+pub struct Clocks {
+    pub wall: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+    pub mono: Arc<dyn Fn() -> Instant + Send + Sync>,
+}
+
+impl Default for Clocks {
+    fn default() -> Clocks {
+        Clocks {
+            wall: Arc::new(SystemTime::now),
+            mono: Arc::new(Instant::now),
+        }
+    }
+}
+
+/// The users file, reloaded when it changes on disk (`petra user` while petra runs).
+pub(crate) struct UsersCache {
+    path: PathBuf,
+    users: RwLock<Arc<Users>>,
+    stamp: Mutex<Option<(SystemTime, u64)>>,
+}
+
+impl UsersCache {
+    fn new(users: Users) -> UsersCache {
+        let path = users.path().to_path_buf();
+        UsersCache {
+            stamp: Mutex::new(stamp(&path)),
+            path,
+            users: RwLock::new(Arc::new(users)),
+        }
+    }
+
+    /// The current users, reloading the file first if it changed. A file that became invalid
+    /// keeps the users loaded before (and says so in the log).
+    pub(crate) fn current(&self) -> Arc<Users> {
+        let now = stamp(&self.path);
+        let mut seen = self.stamp.lock().expect("users stamp lock");
+        if now != *seen {
+            *seen = now;
+            match Users::load(&self.path) {
+                Ok(u) => *self.users.write().expect("users lock") = Arc::new(u),
+                Err(e) => tracing::warn!(error = %e,
+                    "the users file changed but cannot be read; the users loaded before stay"),
+            }
+        }
+        drop(seen);
+        self.users.read().expect("users lock").clone()
+    }
+}
+
+fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// Everything the handlers share.
+pub struct Api {
+    pub(crate) signals: watch::Sender<Arc<Signals>>,
+    pub(crate) users: UsersCache,
+    pub(crate) sessions: Sessions,
+    pub(crate) limiter: LoginLimiter,
+    pub(crate) audit: Option<Arc<AuditLog>>,
+    pub(crate) stats: ArcSwap<StatsSource>,
+    pub(crate) reload: mpsc::Sender<ReloadRequest>,
+    pub(crate) readiness: Readiness,
+    pub(crate) clocks: Clocks,
+    /// The configuration file's name, the target of reload audit lines.
+    pub(crate) config_name: String,
+    /// Serialises API writes, so the old value in an audit line is the one replaced.
+    pub(crate) write_lock: tokio::sync::Mutex<()>,
+    /// Ends event streams at shutdown (they would hold graceful shutdown open).
+    pub(crate) shutdown: CancellationToken,
+    /// Changes for the event streams (see `events`).
+    pub(crate) events: tokio::sync::broadcast::Sender<events::Batch>,
+}
+
+/// What [`Api::new`] needs.
+pub struct ApiParts {
+    pub signals: Signals,
+    pub users: Users,
+    pub token_ttl: Duration,
+    pub audit: Option<Arc<AuditLog>>,
+    pub stats: StatsSource,
+    pub config_name: String,
+    pub clocks: Clocks,
+}
+
+impl Api {
+    /// The state, and the receiving end of reload requests for the runtime.
+    pub fn new(parts: ApiParts) -> (Arc<Api>, mpsc::Receiver<ReloadRequest>) {
+        // One reload at a time is all that makes sense; a second waits for room.
+        let (tx, rx) = mpsc::channel(1);
+        let readiness = Readiness::default();
+        readiness.set("engine", ComponentState::Up);
+        if parts.audit.is_some() {
+            readiness.set("audit_log", ComponentState::Up);
+        }
+        let api = Api {
+            signals: watch::Sender::new(Arc::new(parts.signals)),
+            users: UsersCache::new(parts.users),
+            sessions: Sessions::new(parts.token_ttl),
+            limiter: LoginLimiter::default(),
+            audit: parts.audit,
+            stats: ArcSwap::from_pointee(parts.stats),
+            reload: tx,
+            readiness,
+            clocks: parts.clocks,
+            config_name: parts.config_name,
+            write_lock: tokio::sync::Mutex::new(()),
+            shutdown: CancellationToken::new(),
+            events: events::channel(),
+        };
+        (Arc::new(api), rx)
+    }
+
+    /// Swaps in the signals of a reloaded plan (new bus or new metadata).
+    pub fn set_signals(&self, signals: Signals) {
+        self.signals.send_replace(Arc::new(signals));
+    }
+
+    /// The engine's statistics source (after a reload replaced the engine handle's).
+    pub fn set_stats(&self, stats: StatsSource) {
+        self.stats.store(Arc::new(stats));
+    }
+
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    pub(crate) fn current(&self) -> Arc<Signals> {
+        self.signals.borrow().clone()
+    }
+}
+
+/// The routes of the API over `api`.
+pub fn router(api: Arc<Api>) -> Router {
+    use handlers::*;
+    Router::new()
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/signals", get(list_signals))
+        .route("/api/v1/signals/{name}", get(get_signal).put(write_signal))
+        .route("/api/v1/alarms", get(list_alarms))
+        .route("/api/v1/alarms/{name}/ack", post(alarm_action))
+        .route("/api/v1/alarms/{name}/shelve", post(alarm_action))
+        .route("/api/v1/alarms/{name}/unshelve", post(alarm_action))
+        .route("/api/v1/history", get(history))
+        .route("/api/v1/config/reload", post(reload))
+        .route("/api/v1/events", get(events::events))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .with_state(api)
+}
+
+/// A bound listener, plain or TLS.
+pub struct Listener {
+    pub listener: std::net::TcpListener,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Serves the API on `listener` until `cancel` fires, then stops taking connections, ends the
+/// event streams and waits (at most a few seconds) for open requests. Also runs the event hub
+/// that fans the bus's change feed out to the event streams.
+pub async fn serve(
+    api: Arc<Api>,
+    listener: Listener,
+    cancel: CancellationToken,
+) -> Result<(), ServerError> {
+    let addr = listener
+        .listener
+        .local_addr()
+        .map_err(|e| io_err("read the address of", e))?;
+    let hub = tokio::spawn(events::hub(api.clone(), cancel.clone()));
+    let handle = axum_server::Handle::new();
+    let app = router(api.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = async {
+        match listener.tls {
+            Some(cfg) => {
+                let cfg = axum_server::tls_rustls::RustlsConfig::from_config(cfg);
+                axum_server::from_tcp_rustls(listener.listener, cfg)
+                    .map_err(|e| io_err("listen on", e))?
+                    .handle(handle.clone())
+                    .serve(app)
+                    .await
+            }
+            None => {
+                axum_server::from_tcp(listener.listener)
+                    .map_err(|e| io_err("listen on", e))?
+                    .handle(handle.clone())
+                    .serve(app)
+                    .await
+            }
+        }
+        .map_err(|e| io_err("serve on", e))
+    };
+    tracing::info!(%addr, "HTTP API listening");
+    let stopper = {
+        let (api, handle, cancel) = (api.clone(), handle.clone(), cancel.clone());
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            api.shutdown.cancel();
+            handle.graceful_shutdown(Some(GRACE));
+        })
+    };
+    let result = server.await;
+    if result.is_err() {
+        // The server failed on its own: stop the helpers instead of waiting for `cancel`.
+        stopper.abort();
+        hub.abort();
+    }
+    let _ = stopper.await;
+    let _ = hub.await;
+    result
+}
+
+fn io_err(op: &'static str, source: std::io::Error) -> ServerError {
+    ServerError::Io {
+        op,
+        path: PathBuf::from("the HTTP listener"),
+        source,
+    }
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    tracing::error!("an API request handler panicked; please report this as a bug");
+    use axum::response::IntoResponse;
+    handlers::ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error; please report it",
+    )
+    .into_response()
+}
