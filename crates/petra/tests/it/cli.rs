@@ -16,7 +16,10 @@ fn repo() -> PathBuf {
 fn quickstart_in(dir: &Path) -> PathBuf {
     let src = std::fs::read_to_string(repo().join("examples/quickstart.yaml")).unwrap();
     // Its API on a free port, so the test never collides with anything on 8080.
-    assert!(src.contains("127.0.0.1:8080"), "the quickstart's listen address moved");
+    assert!(
+        src.contains("127.0.0.1:8080"),
+        "the quickstart's listen address moved"
+    );
     let src = src.replace(
         "127.0.0.1:8080",
         &format!("127.0.0.1:{}", petra_test_support::free_port()),
