@@ -1,4 +1,4 @@
-//! `petra user add|list|remove` and `petra audit verify`: the command-line face of
+//! `petra user add|list|remove|token|revoke` and `petra audit verify`: the command-line face of
 //! `petra_server`'s users file and audit log (docs/security.md).
 //!
 //! The configuration is loaded through the normal path only to find `data_dir` and the
@@ -229,4 +229,56 @@ fn nth_line(file: &Path, n: u64) -> Option<String> {
     } else {
         text.into_owned()
     })
+}
+
+pub fn token_create(
+    config: &Path,
+    owner: &str,
+    token_name: &str,
+    role: Option<Role>,
+) -> anyhow::Result<()> {
+    let server = server_plan(config)?;
+    let log = open_audit(&server)?;
+    let mut users = Users::load(&server.users_file)?;
+    let role = match role {
+        Some(r) => r,
+        None => users
+            .get(owner)
+            .map(|u| u.role)
+            .ok_or_else(|| anyhow!("no user `{owner}` in {}", server.users_file.display()))?,
+    };
+    let token = users.create_token(owner, token_name, role, SystemTime::now())?;
+    users.save()?;
+    audit(
+        log.as_ref(),
+        AuditEvent::new(
+            os_user(),
+            "cli",
+            "token.create",
+            format!("{owner}/{token_name}"),
+        )
+        .change(json!(null), json!({ "role": role })),
+    )?;
+    eprintln!("API token `{token_name}` of `{owner}` (role {role}); shown once, store it now:");
+    println!("{}", token.expose());
+    Ok(())
+}
+
+pub fn token_revoke(config: &Path, owner: &str, token_name: &str) -> anyhow::Result<()> {
+    let server = server_plan(config)?;
+    let log = open_audit(&server)?;
+    let mut users = Users::load(&server.users_file)?;
+    users.revoke_token(owner, token_name)?;
+    users.save()?;
+    audit(
+        log.as_ref(),
+        AuditEvent::new(
+            os_user(),
+            "cli",
+            "token.revoke",
+            format!("{owner}/{token_name}"),
+        ),
+    )?;
+    println!("revoked API token `{token_name}` of `{owner}`");
+    Ok(())
 }

@@ -101,6 +101,32 @@ enum UserCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Create a long-lived API token for a machine acting as user NAME. The token is printed
+    /// once; only its SHA-256 is stored.
+    Token {
+        /// The owner.
+        name: String,
+        /// A name for the token (to list and revoke it).
+        #[arg(long)]
+        token_name: String,
+        /// The token's role, at most the owner's (default: the owner's).
+        #[arg(long, value_parser = role)]
+        role: Option<petra_server::Role>,
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Revoke an API token.
+    Revoke {
+        /// The owner.
+        name: String,
+        /// The token's name.
+        #[arg(long)]
+        token_name: String,
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,6 +188,17 @@ fn main() -> ExitCode {
             } => admin::user_add(&config, &name, role, password_stdin),
             UserCommand::List { config } => admin::user_list(&config),
             UserCommand::Remove { name, config } => admin::user_remove(&config, &name),
+            UserCommand::Token {
+                name,
+                token_name,
+                role,
+                config,
+            } => admin::token_create(&config, &name, &token_name, role),
+            UserCommand::Revoke {
+                name,
+                token_name,
+                config,
+            } => admin::token_revoke(&config, &name, &token_name),
         },
         Command::Audit {
             what: AuditCommand::Verify { file },
