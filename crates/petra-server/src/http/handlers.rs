@@ -139,7 +139,12 @@ impl FromRequestParts<Arc<Api>> for Caller {
             })?;
         let now = (api.clocks.wall)();
         let principal = match api.sessions.lookup(token, now) {
-            Some(p) => Some(p),
+            // A session lasts only as long as its user: removed from the users file (`petra
+            // user remove` while petra runs) ends it; a lowered role applies at once.
+            Some(p) => api.users.current().get(&p.user).map(|u| Principal {
+                role: p.role.min(u.role),
+                ..p
+            }),
             None if token.starts_with("petra_") => api.users.current().verify_token(token),
             None => None,
         };

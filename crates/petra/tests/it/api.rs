@@ -701,5 +701,26 @@ fn api_tokens_from_the_cli_work_until_revoked() {
             .unwrap()
             .contains(&token)
     );
+
+    // Removing a user ends its sessions at once, not at `token_ttl`.
+    let session = s.login("scada", PASSWORD);
+    assert_eq!(
+        s.call("GET", "/api/v1/signals/tank.level", Some(&session), None)
+            .status(),
+        StatusCode::OK
+    );
+    cli(&["user", "remove", "scada"]);
+    let deadline = Instant::now() + DEFAULT_TIMEOUT;
+    while s
+        .call("GET", "/api/v1/signals/tank.level", Some(&session), None)
+        .status()
+        != StatusCode::UNAUTHORIZED
+    {
+        assert!(
+            Instant::now() < deadline,
+            "a removed user's session still works"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     s.stop();
 }
