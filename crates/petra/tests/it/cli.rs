@@ -46,6 +46,14 @@ fn run(config: &Path, status_every: &str) -> Child {
     )
 }
 
+/// The scan count of a status line (`scans N overruns M · …`).
+fn scans_in(line: &str) -> u64 {
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn value_of(line: &str, signal: &str) -> Option<f64> {
     let start = line.find(&format!(" {signal}="))? + signal.len() + 2;
     line[start..].split_whitespace().next()?.parse().ok()
@@ -72,7 +80,9 @@ fn quickstart_runs_shows_a_live_process_and_stops_cleanly_on_sigterm() {
         .into_iter()
         .rfind(|l| l.starts_with("scans "))
         .unwrap();
-    assert!(last.contains("overruns 0"), "{last}");
+    // Scanning (overruns are the engine tests' business, in virtual time: a loaded CI machine
+    // may stall a real-time scan here without anything being wrong).
+    assert!(scans_in(&last) > 0, "{last}");
     p.terminate();
     let status = p.wait_exit(DEFAULT_TIMEOUT);
     assert!(
@@ -368,7 +378,9 @@ fn reload_refuses_a_broken_file_and_applies_a_good_one_keeping_block_state() {
         .into_iter()
         .rfind(|l| l.starts_with("scans "))
         .unwrap();
-    assert!(last.contains("overruns 0"), "{last}");
+    // Scanning (overruns are the engine tests' business, in virtual time: a loaded CI machine
+    // may stall a real-time scan here without anything being wrong).
+    assert!(scans_in(&last) > 0, "{last}");
     p.terminate();
     assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
 }
