@@ -5,7 +5,7 @@ use petra_core::{
     Bus, BusBuilder, MonoTime, SignalDef, SignalId, Timestamp, ValueType, VirtualClock,
 };
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct FnBlock<F>(F);
 impl<F: FnMut(&mut Io<'_>) + Send + 'static> Block for FnBlock<F> {
@@ -79,10 +79,7 @@ pub fn add_one(name: &str, bus: &Bus, from: &str, to: &str) -> BlockInstance {
     )
 }
 
-pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::yield_now();
-    }
+/// Polls `f` with a deadline (the workspace's one helper for that).
+pub fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    petra_test_support::wait_until(what, petra_test_support::DEFAULT_TIMEOUT, f);
 }

@@ -371,6 +371,11 @@ impl Users {
         self.find(name).ok().map(info)
     }
 
+    /// The role of a user, if there is one — checked on every request, so nothing is copied.
+    pub fn role_of(&self, name: &str) -> Option<Role> {
+        self.users.iter().find(|u| u.name == name).map(|u| u.role)
+    }
+
     pub fn set_password(&mut self, name: &str, password: &str) -> Result<()> {
         self.find(name)?;
         check_password(password)?;

@@ -141,8 +141,8 @@ impl FromRequestParts<Arc<Api>> for Caller {
         let principal = match api.sessions.lookup(token, now) {
             // A session lasts only as long as its user: removed from the users file (`petra
             // user remove` while petra runs) ends it; a lowered role applies at once.
-            Some(p) => api.users.current().get(&p.user).map(|u| Principal {
-                role: p.role.min(u.role),
+            Some(p) => api.users.current().role_of(&p.user).map(|role| Principal {
+                role: p.role.min(role),
                 ..p
             }),
             None if token.starts_with("petra_") => api.users.current().verify_token(token),

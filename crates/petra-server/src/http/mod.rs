@@ -34,6 +34,7 @@ use petra_engine::{ReloadReport, StatsSource};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -173,11 +174,20 @@ impl Default for Clocks {
 }
 
 /// The users file, reloaded when it changes on disk (`petra user` while petra runs).
+///
+/// Every authenticated request asks for the current users, so the file is looked at (one
+/// `stat`) at most every `USERS_CHECK_EVERY`; in between a request takes only a read lock.
 pub(crate) struct UsersCache {
     path: PathBuf,
     users: RwLock<Arc<Users>>,
     stamp: Mutex<Option<(SystemTime, u64)>>,
+    origin: Instant,
+    /// When the file was last looked at, in ms since `origin` (`u64::MAX`: never).
+    checked_ms: AtomicU64,
 }
+
+/// How stale the users may be: a `petra user` change applies within this time.
+pub(crate) const USERS_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 impl UsersCache {
     fn new(users: Users) -> UsersCache {
@@ -186,23 +196,30 @@ impl UsersCache {
             stamp: Mutex::new(stamp(&path)),
             path,
             users: RwLock::new(Arc::new(users)),
+            origin: Instant::now(),
+            checked_ms: AtomicU64::new(u64::MAX),
         }
     }
 
     /// The current users, reloading the file first if it changed. A file that became invalid
     /// keeps the users loaded before (and says so in the log).
     pub(crate) fn current(&self) -> Arc<Users> {
-        let now = stamp(&self.path);
-        let mut seen = self.stamp.lock().expect("users stamp lock");
-        if now != *seen {
-            *seen = now;
-            match Users::load(&self.path) {
-                Ok(u) => *self.users.write().expect("users lock") = Arc::new(u),
-                Err(e) => tracing::warn!(error = %e,
-                    "the users file changed but cannot be read; the users loaded before stay"),
+        let now_ms = self.origin.elapsed().as_millis() as u64;
+        let last = self.checked_ms.load(Ordering::Relaxed);
+        let due =
+            last == u64::MAX || now_ms.saturating_sub(last) >= USERS_CHECK_EVERY.as_millis() as u64;
+        if due && let Ok(mut seen) = self.stamp.try_lock() {
+            self.checked_ms.store(now_ms, Ordering::Relaxed);
+            let now = stamp(&self.path);
+            if now != *seen {
+                *seen = now;
+                match Users::load(&self.path) {
+                    Ok(u) => *self.users.write().expect("users lock") = Arc::new(u),
+                    Err(e) => tracing::warn!(error = %e,
+                        "the users file changed but cannot be read; the users loaded before stay"),
+                }
             }
         }
-        drop(seen);
         self.users.read().expect("users lock").clone()
     }
 }

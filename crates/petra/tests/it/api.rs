@@ -1,14 +1,14 @@
 //! The HTTP API end to end: `petra run` with a `server` section on a free port, driven with a
 //! real HTTP client (docs/api.md).
 
-use petra_test_support::{Child, DEFAULT_TIMEOUT, free_port, port_open};
+use petra_test_support::{Child, DEFAULT_TIMEOUT, free_port, port_open, wait_until};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "a long enough password";
@@ -89,30 +89,7 @@ impl Server {
     }
 
     fn add_user(&self, name: &str, role: &str) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_petra"))
-            .args([
-                "user",
-                "add",
-                name,
-                "--role",
-                role,
-                "--password-stdin",
-                "--config",
-            ])
-            .arg(self.config())
-            .env("USER", "tester")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = crate::security::add(&self.config(), name, role, PASSWORD);
         assert!(out.status.success(), "{out:?}");
     }
 
@@ -154,21 +131,15 @@ impl Server {
 }
 
 fn spawn(dir: &Path, port: u16) -> Child {
-    let child = Child::spawn(
+    let mut child = Child::spawn(
         "petra run",
         Command::new(env!("CARGO_BIN_EXE_petra"))
             .current_dir(dir)
             .args(["run", "plant.yaml", "--status-every", "0s"]),
     );
-    let deadline = Instant::now() + DEFAULT_TIMEOUT;
-    while !port_open(port) {
-        assert!(
-            Instant::now() < deadline,
-            "the HTTP API did not listen on {port}; output:\n{}",
-            child.output().join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Fails with petra's output if it exits first.
+    child.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
+    assert!(port_open(port), "petra says it listens, but not on {port}");
     child
 }
 
@@ -659,18 +630,12 @@ fn api_tokens_from_the_cli_work_until_revoked() {
     ]);
     let token = token.trim().to_string();
     assert!(token.starts_with("petra_"), "{token}");
-    let deadline = Instant::now() + DEFAULT_TIMEOUT;
-    while s
-        .call("GET", "/api/v1/signals/tank.level", Some(&token), None)
-        .status()
-        != StatusCode::OK
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the new token was never accepted"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // `petra user` changes reach the running server within its users-file check interval.
+    wait_until("the new token to be accepted", DEFAULT_TIMEOUT, || {
+        s.call("GET", "/api/v1/signals/tank.level", Some(&token), None)
+            .status()
+            == StatusCode::OK
+    });
     // A viewer token cannot write, even though its owner could.
     let (status, _) = s.json(
         "PUT",
@@ -680,15 +645,12 @@ fn api_tokens_from_the_cli_work_until_revoked() {
     );
     assert_eq!(status, StatusCode::FORBIDDEN);
     cli(&["user", "revoke", "scada", "--token-name", "hmi"]);
-    let deadline = Instant::now() + DEFAULT_TIMEOUT;
-    while s
-        .call("GET", "/api/v1/signals/tank.level", Some(&token), None)
-        .status()
-        != StatusCode::UNAUTHORIZED
-    {
-        assert!(Instant::now() < deadline, "the revoked token still works");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // `petra user` changes reach the running server within its users-file check interval.
+    wait_until("the revoked token to be refused", DEFAULT_TIMEOUT, || {
+        s.call("GET", "/api/v1/signals/tank.level", Some(&token), None)
+            .status()
+            == StatusCode::UNAUTHORIZED
+    });
     let actions: Vec<String> = s
         .audit_lines()
         .iter()
@@ -710,17 +672,11 @@ fn api_tokens_from_the_cli_work_until_revoked() {
         StatusCode::OK
     );
     cli(&["user", "remove", "scada"]);
-    let deadline = Instant::now() + DEFAULT_TIMEOUT;
-    while s
-        .call("GET", "/api/v1/signals/tank.level", Some(&session), None)
-        .status()
-        != StatusCode::UNAUTHORIZED
-    {
-        assert!(
-            Instant::now() < deadline,
-            "a removed user's session still works"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // `petra user` changes reach the running server within its users-file check interval.
+    wait_until("the removed user's session to end", DEFAULT_TIMEOUT, || {
+        s.call("GET", "/api/v1/signals/tank.level", Some(&session), None)
+            .status()
+            == StatusCode::UNAUTHORIZED
+    });
     s.stop();
 }

@@ -351,7 +351,7 @@ fn reload_refuses_a_broken_file_and_applies_a_good_one_keeping_block_state() {
         "signals:\n  - { name: extra, type: bool, initial: true }\n",
     );
     let level_at_reload = last_value(&p, "level").unwrap();
-    std::fs::write(&config, v2).unwrap();
+    std::fs::write(&config, &v2).unwrap();
     let done = p.wait_for_line("configuration reloaded", DEFAULT_TIMEOUT);
     assert!(
         done.contains("kept=1") && done.contains("signals_copied=3"),
@@ -363,6 +363,7 @@ fn reload_refuses_a_broken_file_and_applies_a_good_one_keeping_block_state() {
         level >= level_at_reload,
         "the tank restarted from {level} instead of continuing from {level_at_reload}"
     );
+    let v2_renamed = v2.replace("plant: reload", "plant: renamed");
 
     // SIGHUP reloads too (same file: same bus).
     p.signal(1);
@@ -372,6 +373,18 @@ fn reload_refuses_a_broken_file_and_applies_a_good_one_keeping_block_state() {
             .filter(|l| l.contains("configuration reloaded"))
             .count()
             == 2
+    });
+
+    // Renaming the plant needs a restart: refused, the running configuration stays.
+    std::fs::write(&config, v2_renamed).unwrap();
+    wait_until("the rename to be refused", DEFAULT_TIMEOUT, || {
+        p.output()
+            .iter()
+            .any(|l| l.contains("reload refused") && l.contains("needs a restart"))
+    });
+    let before = last_value(&p, "level").unwrap();
+    wait_until("the plant to keep running", DEFAULT_TIMEOUT, || {
+        last_value(&p, "level").is_some_and(|l| l > before)
     });
     let last = p
         .output()

@@ -60,7 +60,8 @@ fn config(dir: &Path) -> PathBuf {
     path
 }
 
-fn add(config: &Path, name: &str, role: &str, password: &str) -> Output {
+/// `petra user add NAME --role ROLE --password-stdin` (also used by the API tests).
+pub(crate) fn add(config: &Path, name: &str, role: &str, password: &str) -> Output {
     let c = config.to_str().unwrap();
     run_with_stdin(
         &[
