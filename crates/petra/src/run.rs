@@ -463,17 +463,9 @@ impl Live {
             return Ok(report);
         }
         let (bus, feed, api_feed, retained) = build_bus(&plan, &*clock);
-        // Retained signals that are new to this plan come from the file; the others keep
-        // their live values, copied over during the swap.
-        let newcomers: Vec<SignalId> = retained
-            .iter()
-            .copied()
-            .filter(|id| {
-                let name = &plan.signals[id.index()].def.name;
-                self.bus.id(name).is_none()
-            })
-            .collect();
-        retain::restore(&self.retain_path, &bus, &newcomers);
+        // Signals that stayed keep their live values (copied during the swap); new ones start
+        // from their initial value, retained or not — the retained file only holds signals
+        // of the running plan (it is rewritten on every change).
         let engine = Engine::new(plan.program, bus.clone(), clock)?;
         self.stop_io().await?;
         let report = self.handle.reload(engine);
