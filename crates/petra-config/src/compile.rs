@@ -3,6 +3,7 @@
 
 use crate::blocks::{self, BlockOut};
 use crate::diag::{Cx, Pos};
+use crate::drivers::DriverWrite;
 use crate::walk::{self, MapW, expect_seq, expect_str};
 use crate::yaml::{Kind, Node};
 use crate::{EngineOptions, Plan, SignalPlan};
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 /// Sections of the full configuration (spec section 2) that this version does not run yet.
 /// Present ones are errors: silently ignoring them would let a plant believe it has alarms.
-pub(crate) const NOT_SUPPORTED: &[&str] = &["drivers", "alarms", "notify", "history"];
+pub(crate) const NOT_SUPPORTED: &[&str] = &["alarms", "notify", "history"];
 
 /// Roles that may be given write access to a signal.
 pub(crate) const ROLES: &[&str] = &["viewer", "operator", "engineer", "admin", "mqtt"];
@@ -452,6 +453,10 @@ pub(crate) fn compile(
             signal(cx, it, i, &mut sigs, &mut seen);
         }
     }
+    let (drivers, driver_writes) = match top.get("drivers") {
+        Some(n) => crate::drivers::drivers(cx, n, &sigs),
+        None => (Vec::new(), Vec::new()),
+    };
     let tasks_node = top.get("tasks");
     let tasks = tasks(cx, tasks_node);
 
@@ -468,7 +473,7 @@ pub(crate) fn compile(
     }
     top.finish(cx);
 
-    check_writers(cx, &sigs, &blocks);
+    check_writers(cx, &sigs, &blocks, &driver_writes);
     check_cycles(cx, &tasks, &blocks);
     check_safe(cx, &sigs, &tasks, &blocks);
 
@@ -515,6 +520,7 @@ pub(crate) fn compile(
         },
         engine,
         server,
+        drivers,
     })
 }
 
@@ -522,48 +528,61 @@ fn signal_name(sigs: &Signals, id: SignalId) -> &str {
     &sigs.list[id.index()].plan.def.name
 }
 
-/// One writer per signal, across all tasks.
-fn check_writers(cx: &mut Cx<'_>, sigs: &Signals, blocks: &[BlockOut]) {
-    let mut writer: HashMap<SignalId, (&str, usize)> = HashMap::new();
-    for b in blocks {
-        for (id, at) in &b.writes {
-            match writer.get(id) {
-                Some((first, _)) if *first == b.name => cx.err(
-                    *at,
-                    "multiple-writers",
-                    format!(
-                        "block `{first}` writes signal `{}` from two outputs; wire one",
-                        signal_name(sigs, *id)
-                    ),
+/// One writer per signal, across all tasks and drivers.
+fn check_writers(cx: &mut Cx<'_>, sigs: &Signals, blocks: &[BlockOut], drivers: &[DriverWrite]) {
+    // Writer name ("block `x`" / "driver `y`") and line of the first writer of each signal.
+    let mut writer: HashMap<SignalId, (String, usize)> = HashMap::new();
+    let block_writes = blocks.iter().flat_map(|b| {
+        b.writes
+            .iter()
+            .map(move |(id, at)| (*id, *at, format!("block `{}`", b.name), false))
+    });
+    let driver_writes = drivers.iter().map(|d| {
+        (
+            d.signal,
+            d.at,
+            format!("driver `{}`", d.driver),
+            d.readwrite,
+        )
+    });
+    // `readwrite` points take outside writes to the device: `write` roles are their purpose.
+    for (id, at, who, outside_ok) in block_writes.chain(driver_writes) {
+        match writer.get(&id) {
+            Some((first, _)) if *first == who => cx.err(
+                at,
+                "multiple-writers",
+                format!(
+                    "{first} writes signal `{}` twice (from two outputs or points); keep one",
+                    signal_name(sigs, id)
                 ),
-                Some((first, line)) => cx.err(
-                    *at,
-                    "multiple-writers",
-                    format!(
-                        "signal `{}` is already written by block `{first}` (line {line}); a \
-                         signal has one writer — use another signal and combine them with a block",
-                        signal_name(sigs, *id)
-                    ),
+            ),
+            Some((first, line)) => cx.err(
+                at,
+                "multiple-writers",
+                format!(
+                    "signal `{}` is already written by {first} (line {line}); a signal has one \
+                     writer — use another signal and combine them with a block",
+                    signal_name(sigs, id)
                 ),
-                None => {
-                    writer.insert(*id, (&b.name, at.line));
-                    let plan = &sigs.list[id.index()].plan;
-                    if !plan.write.is_empty() {
-                        // The block would overwrite any outside write on its next scan.
-                        cx.err(
-                            *at,
-                            "multiple-writers",
-                            format!(
-                                "signal `{}` is written by block `{}` and also writable from outside \
-                                 (`write: [{}]`); the block would overwrite every outside write \
-                                 — remove `write` or feed the block from another signal",
-                                plan.def.name,
-                                b.name,
-                                plan.write.join(", ")
-                            ),
-                        );
-                    }
+            ),
+            None => {
+                let plan = &sigs.list[id.index()].plan;
+                if !plan.write.is_empty() && !outside_ok {
+                    // The writer would overwrite any outside write on its next scan or poll.
+                    cx.err(
+                        at,
+                        "multiple-writers",
+                        format!(
+                            "signal `{}` is written by {who} and also writable from outside \
+                             (`write: [{}]`); {who} would overwrite every outside write — remove \
+                             `write`, feed it from another signal, or (for a driver point) use \
+                             `mode: readwrite` so outside writes go to the device",
+                            plan.def.name,
+                            plan.write.join(", ")
+                        ),
+                    );
                 }
+                writer.insert(id, (who, at.line));
             }
         }
     }

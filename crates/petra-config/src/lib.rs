@@ -21,6 +21,7 @@
 mod blocks;
 mod compile;
 mod diag;
+mod drivers;
 mod env;
 pub mod scenario;
 mod server;
@@ -30,8 +31,11 @@ mod yaml;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_drivers;
 
 pub use diag::{Diagnostic, Diagnostics};
+pub use drivers::DriverPlan;
 pub use scenario::{Scenario, ScenarioError, load_scenario};
 pub use server::{ServerPlan, TlsPlan};
 pub use units::{parse_duration, parse_size};
@@ -69,6 +73,8 @@ pub struct Plan {
     pub engine: EngineOptions,
     /// The `server:` section (HTTP API, users, audit log), when present.
     pub server: Option<ServerPlan>,
+    /// The `drivers:` section, in declaration order.
+    pub drivers: Vec<DriverPlan>,
 }
 
 /// One declared signal with what the bus does not need to know.
@@ -134,6 +140,7 @@ impl fmt::Debug for Plan {
             .field("safe_values", &self.program.safe_values)
             .field("engine", &self.engine)
             .field("server", &self.server)
+            .field("drivers", &self.drivers)
             .finish()
     }
 }

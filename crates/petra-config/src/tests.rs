@@ -147,7 +147,7 @@ fn env(name: &str) -> Option<String> {
     }
 }
 
-fn compile(src: &str) -> Result<Plan, ConfigError> {
+pub(crate) fn compile(src: &str) -> Result<Plan, ConfigError> {
     load_str(
         src,
         "plant.yaml",
@@ -157,7 +157,7 @@ fn compile(src: &str) -> Result<Plan, ConfigError> {
     )
 }
 
-fn errors(src: &str) -> Vec<Diagnostic> {
+pub(crate) fn errors(src: &str) -> Vec<Diagnostic> {
     match compile(src) {
         Ok(_) => panic!("expected errors, the configuration compiled"),
         Err(ConfigError::Invalid(d)) => d.0,
@@ -167,7 +167,7 @@ fn errors(src: &str) -> Vec<Diagnostic> {
 
 /// The one error of `src`: its code, line and column.
 #[track_caller]
-fn one_error(src: &str, code: &str, line: usize, col: usize) -> Diagnostic {
+pub(crate) fn one_error(src: &str, code: &str, line: usize, col: usize) -> Diagnostic {
     let errs = errors(src);
     assert_eq!(errs.len(), 1, "expected one error, got:\n{}", show(&errs));
     let d = errs.into_iter().next().unwrap();
@@ -175,7 +175,7 @@ fn one_error(src: &str, code: &str, line: usize, col: usize) -> Diagnostic {
     d
 }
 
-fn show(errs: &[Diagnostic]) -> String {
+pub(crate) fn show(errs: &[Diagnostic]) -> String {
     errs.iter()
         .map(|d| d.to_string())
         .collect::<Vec<_>>()
@@ -725,20 +725,24 @@ fn invalid_block_points_at_the_type() {
 
 #[test]
 fn unsupported_sections_are_errors_not_ignored() {
-    let src = "plant: demo\ndrivers:\n  - name: plc1\nhistory: {}\n";
+    let src = "plant: demo\ndrivers:\n  - { name: plc1, type: s7 }\nhistory: {}\n";
     let errs = errors(src);
     assert_eq!(errs.len(), 2, "{}", show(&errs));
     assert_eq!(
         (errs[0].code, errs[0].line, errs[0].col),
-        ("not-supported", 2, 1)
+        ("not-supported", 3, 25)
     );
     assert_eq!(
         errs[0].message,
-        "`drivers` is not supported yet by this version of Petra; remove the section"
+        "driver type `s7` is not supported yet by this version of Petra; remove the driver"
     );
     assert_eq!(
         (errs[1].code, errs[1].line, errs[1].col),
         ("not-supported", 4, 1)
+    );
+    assert_eq!(
+        errs[1].message,
+        "`history` is not supported yet by this version of Petra; remove the section"
     );
 }
 

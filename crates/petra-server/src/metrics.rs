@@ -15,9 +15,16 @@
 //! | `petra_bus_feed_drops_total` | counter | — | changes lost by full lossless feeds |
 //! | `petra_signals` | gauge | — | signals on the bus |
 //! | `petra_build_info` | gauge (= 1) | `version` | the crate version |
+//! | `petra_driver_connected` | gauge | `driver` | 1 while the device is connected |
+//! | `petra_driver_requests_total` | counter | `driver`, `result` | requests by result (ok, exception, timeout, error) |
+//! | `petra_driver_connects_total` | counter | `driver` | successful connects |
+//! | `petra_driver_write_failures_total` | counter | `driver` | failed writes (each retried) |
+//! | `petra_driver_pending_writes` | gauge | `driver` | outputs waiting for the device |
+//! | `petra_driver_read_requests` | gauge | `driver` | read requests per full poll, as planned |
+//! | `petra_driver_points` | gauge | `driver` | points of the driver |
 //!
-//! Labels come from bounded sets only: task names (declared in the configuration, a handful)
-//! and the build version. No signal name, no free text. The other names of section 7
+//! Labels come from bounded sets only: task and driver names (declared in the configuration, a
+//! handful), request results (a closed set) and the build version. No signal name, no free text. The other names of section 7
 //! (drivers, alarms, notifications, WAL, history) are emitted by their subsystems once those
 //! exist; they plug in as further [`Collector`]s of the same [`Registry`].
 //!
@@ -56,6 +63,7 @@
 
 use hdrhistogram::Histogram;
 use petra_core::Bus;
+use petra_drivers::{DriverStatus, RequestResult};
 use petra_engine::Stats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
@@ -63,6 +71,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::exemplar::Exemplar;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `Content-Type` of what [`render`] returns (Prometheus text format 0.0.4).
@@ -95,9 +104,139 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// (serve with [`CONTENT_TYPE`]). `stats` is what `petra_engine::StatsSource::get` returns
 /// now; `bus` the bus the running engine uses.
 pub fn render(stats: &Stats, bus: &Bus) -> String {
+    render_with_drivers(stats, bus, &[])
+}
+
+/// [`render`] plus the drivers' series.
+pub fn render_with_drivers(stats: &Stats, bus: &Bus, drivers: &[Arc<DriverStatus>]) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(EngineMetrics::collect(stats, bus)));
+    if !drivers.is_empty() {
+        registry.register_collector(Box::new(DriverMetrics::collect(drivers)));
+    }
     encode(&registry)
+}
+
+/// The drivers' counters at one instant (labels: the driver's name from the configuration, and
+/// the request result from a closed set).
+#[derive(Clone, Debug)]
+pub struct DriverMetrics(Vec<DriverRow>);
+
+#[derive(Clone, Debug)]
+struct DriverRow {
+    name: String,
+    connected: bool,
+    requests: [(RequestResult, u64); 4],
+    connects: u64,
+    write_failures: u64,
+    pending_writes: u64,
+    read_requests: u64,
+    points: u64,
+}
+
+impl DriverMetrics {
+    pub fn collect(drivers: &[Arc<DriverStatus>]) -> DriverMetrics {
+        DriverMetrics(
+            drivers
+                .iter()
+                .map(|d| DriverRow {
+                    name: d.name().to_string(),
+                    connected: d.is_connected(),
+                    requests: RequestResult::ALL.map(|r| (r, d.requests(r))),
+                    connects: d.connects(),
+                    write_failures: d.write_failures(),
+                    pending_writes: d.pending_writes(),
+                    read_requests: d.planned_requests(),
+                    points: d.points(),
+                })
+                .collect(),
+        )
+    }
+
+    fn encode_per_driver(
+        &self,
+        e: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        ty: MetricType,
+        pick: impl Fn(&DriverRow) -> u64,
+    ) -> Result<(), std::fmt::Error> {
+        let mut metric = e.encode_descriptor(name, help, None, ty)?;
+        for d in &self.0 {
+            let labels = [("driver", d.name.as_str())];
+            let mut family = metric.encode_family(&labels)?;
+            match ty {
+                MetricType::Counter => {
+                    family.encode_counter::<NoLabelSet, _, u64>(&pick(d), None)?
+                }
+                _ => family.encode_gauge(&(pick(d) as i64))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Collector for DriverMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        self.encode_per_driver(
+            e,
+            "petra_driver_connected",
+            "1 while the driver's device is connected.",
+            MetricType::Gauge,
+            |d| u64::from(d.connected),
+        )?;
+        let mut metric = e.encode_descriptor(
+            "petra_driver_requests",
+            "Requests to the device by result: ok, exception (the device refused), timeout, \
+             error (transport or malformed answer).",
+            None,
+            MetricType::Counter,
+        )?;
+        for d in &self.0 {
+            for (result, n) in d.requests {
+                let labels = [("driver", d.name.as_str()), ("result", result.name())];
+                metric
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+            }
+        }
+        self.encode_per_driver(
+            e,
+            "petra_driver_connects",
+            "Successful connects (a reconnect counts again).",
+            MetricType::Counter,
+            |d| d.connects,
+        )?;
+        self.encode_per_driver(
+            e,
+            "petra_driver_write_failures",
+            "Writes to the device that failed (each is retried).",
+            MetricType::Counter,
+            |d| d.write_failures,
+        )?;
+        self.encode_per_driver(
+            e,
+            "petra_driver_pending_writes",
+            "Output values waiting to be written to the device.",
+            MetricType::Gauge,
+            |d| d.pending_writes,
+        )?;
+        self.encode_per_driver(
+            e,
+            "petra_driver_read_requests",
+            "Read requests one poll of every point takes, as planned.",
+            MetricType::Gauge,
+            |d| d.read_requests,
+        )?;
+        self.encode_per_driver(
+            e,
+            "petra_driver_points",
+            "Points the driver serves.",
+            MetricType::Gauge,
+            |d| d.points,
+        )
+    }
 }
 
 /// Encodes a registry in the Prometheus text format 0.0.4 — for a server that adds collectors
@@ -631,6 +770,94 @@ json.dump(out, sys.stdout)
             .collect();
         assert_eq!(found.len(), 1, "{name} {labels:?} in {samples:?}");
         found[0]
+    }
+
+    #[test]
+    fn driver_metrics_parse_and_carry_the_status() {
+        use petra_drivers::{DriverStatus, RequestResult};
+        let r = run(["fast", "slow"]);
+        let plc = Arc::new(DriverStatus::new("plc \"1\"", "modbus", 12));
+        plc.set_connected(true);
+        plc.count(RequestResult::Ok);
+        plc.count(RequestResult::Ok);
+        plc.count(RequestResult::Timeout);
+        plc.count_write_failure();
+        plc.set_pending_writes(3);
+        plc.set_planned_requests(4);
+        let idle = Arc::new(DriverStatus::new("idle", "modbus", 0));
+        let text = render_with_drivers(&r.engine.stats(), &r.bus, &[plc, idle]);
+        let f = parse_with_prometheus_client(&text);
+        assert_eq!(f["petra_driver_requests"]["type"], "counter");
+        assert_eq!(f["petra_driver_connected"]["type"], "gauge");
+        let name = "plc \"1\"";
+        let v = |fam: &str, series: &str, labels: &[(&str, &str)]| sample(&f, fam, series, labels);
+        assert_eq!(
+            v(
+                "petra_driver_connected",
+                "petra_driver_connected",
+                &[("driver", name)]
+            ),
+            1.0
+        );
+        assert_eq!(
+            v(
+                "petra_driver_connected",
+                "petra_driver_connected",
+                &[("driver", "idle")]
+            ),
+            0.0
+        );
+        let req = |result| {
+            v(
+                "petra_driver_requests",
+                "petra_driver_requests_total",
+                &[("driver", name), ("result", result)],
+            )
+        };
+        assert_eq!(
+            (req("ok"), req("timeout"), req("exception"), req("error")),
+            (2.0, 1.0, 0.0, 0.0)
+        );
+        assert_eq!(
+            v(
+                "petra_driver_connects",
+                "petra_driver_connects_total",
+                &[("driver", name)]
+            ),
+            1.0
+        );
+        assert_eq!(
+            v(
+                "petra_driver_write_failures",
+                "petra_driver_write_failures_total",
+                &[("driver", name)]
+            ),
+            1.0
+        );
+        assert_eq!(
+            v(
+                "petra_driver_pending_writes",
+                "petra_driver_pending_writes",
+                &[("driver", name)]
+            ),
+            3.0
+        );
+        assert_eq!(
+            v(
+                "petra_driver_read_requests",
+                "petra_driver_read_requests",
+                &[("driver", name)]
+            ),
+            4.0
+        );
+        assert_eq!(
+            v(
+                "petra_driver_points",
+                "petra_driver_points",
+                &[("driver", name)]
+            ),
+            12.0
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! * [`TestCa`] — a CA and a server certificate for `localhost` in a temp dir, and an HTTPS
 //!   client that trusts only that CA.
 //! * [`run_schemathesis`] — fuzz a running HTTP API from its OpenAPI description.
+//! * [`modbus`] — a pymodbus server peer (TCP, or RTU over a socat pty pair) and a scripted
+//!   fault-injecting Modbus TCP server.
 
+pub mod modbus;
 pub mod schemathesis;
 pub mod tls;
 

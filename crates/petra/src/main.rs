@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod probe;
 mod retain;
 mod rt;
 mod run;
@@ -44,6 +45,18 @@ enum Command {
     Check {
         /// The configuration file.
         config: PathBuf,
+    },
+    /// Connect to one driver's device, read every point once and print signal, address, raw
+    /// data, value and quality. Exit status 0 when every point is good, 1 when any is bad.
+    Probe {
+        /// The configuration file.
+        config: PathBuf,
+        /// The driver's `name`.
+        #[arg(long)]
+        driver: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Run logic scenarios in virtual time: set signals, let the scans run, check outputs
     /// (docs/testing.md). Exit status 0 when every scenario passes, 1 when any fails or is
@@ -172,6 +185,11 @@ fn main() -> ExitCode {
             },
         ),
         Command::Check { config } => return check(&config),
+        Command::Probe {
+            config,
+            driver,
+            json,
+        } => return probe::probe(&config, &driver, json),
         Command::Test { scenarios } => return scenario::test(&scenarios),
         Command::Bench {
             what: BenchCommand::Scan(args),

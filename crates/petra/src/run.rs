@@ -25,8 +25,9 @@
 
 use crate::{retain, rt};
 use anyhow::{Context, anyhow};
-use petra_config::{EngineOptions, Plan, ServerPlan};
+use petra_config::{DriverPlan, EngineOptions, Plan, ServerPlan};
 use petra_core::{Bus, Clock, LatestFeed, SignalDef, SignalId, SystemClock};
+use petra_drivers::DriverStatus;
 use petra_engine::{Engine, EngineHandle, ReloadReport, Stats, StatsSource};
 use petra_server::http::{Api, ApiParts, ReloadRefused, ReloadRequest, SignalMeta, Signals};
 use petra_server::{AuditEvent, AuditLog, Users};
@@ -67,7 +68,14 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
     };
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let (bus, retain_feed, api_feed, retained) = build_bus(&plan, &*clock);
+    let BusParts {
+        bus,
+        retain_feed,
+        api_feed,
+        retained,
+        driver_feeds,
+    } = build_bus(&plan, &*clock);
+    let driver_plans = plan.drivers.clone();
     let meta = SignalMeta::from_plan(&plan);
     let server_plan = plan.server.clone();
     let retain_path = plan.data_dir.join("retained.json");
@@ -113,9 +121,11 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         io: None,
         server: server_plan,
         api: api.clone(),
+        drivers: None,
     };
     let result = runtime.block_on(async {
         live.start_io(retain_feed);
+        live.start_drivers(driver_plans, driver_feeds);
         let failed = CancellationToken::new();
         let http = match (api, listener) {
             (Some(api), Some(listener)) => {
@@ -150,6 +160,7 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         }
         let stop = stop?;
         tracing::info!(signal = stop, "stopping");
+        live.stop_drivers().await?;
         live.stop_io().await
     });
     let Live {
@@ -230,22 +241,87 @@ fn prepare_server(plan: &Plan, server: &ServerPlan) -> anyhow::Result<ServerPrep
     })
 }
 
-/// The bus of a plan, with the retained-value feed, the API's feed of every signal (with a
-/// `server` section) and the retained ids.
-fn build_bus(
-    plan: &Plan,
-    clock: &dyn Clock,
-) -> (
-    Arc<Bus>,
-    Option<LatestFeed>,
-    Option<LatestFeed>,
-    Vec<SignalId>,
-) {
+/// The bus of a plan with the change feeds its consumers need.
+struct BusParts {
+    bus: Arc<Bus>,
+    /// Retained signals, for the saver.
+    retain_feed: Option<LatestFeed>,
+    /// Every signal, for the HTTP API (with a `server` section).
+    api_feed: Option<LatestFeed>,
+    retained: Vec<SignalId>,
+    /// For each driver of the plan: a feed of its output signals, if it has any.
+    driver_feeds: Vec<Option<LatestFeed>>,
+}
+
+fn build_bus(plan: &Plan, clock: &dyn Clock) -> BusParts {
     let retained = retained_ids(plan);
     let mut builder = plan.bus_builder();
-    let feed = (!retained.is_empty()).then(|| builder.latest_feed(Some(&retained)));
+    let retain_feed = (!retained.is_empty()).then(|| builder.latest_feed(Some(&retained)));
     let api_feed = plan.server.is_some().then(|| builder.latest_feed(None));
-    (builder.build(clock.wall()), feed, api_feed, retained)
+    let driver_feeds = plan
+        .drivers
+        .iter()
+        .map(|d| match d {
+            DriverPlan::Modbus(m) => {
+                let outs = m.output_signals();
+                (!outs.is_empty()).then(|| builder.latest_feed(Some(&outs)))
+            }
+        })
+        .collect();
+    BusParts {
+        bus: builder.build(clock.wall()),
+        retain_feed,
+        api_feed,
+        retained,
+        driver_feeds,
+    }
+}
+
+/// The running drivers: one task each, on one cancellation token.
+struct DriverSet {
+    plans: Vec<DriverPlan>,
+    statuses: Vec<Arc<DriverStatus>>,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl DriverSet {
+    fn start(plans: Vec<DriverPlan>, bus: &Arc<Bus>, feeds: Vec<Option<LatestFeed>>) -> DriverSet {
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut statuses = Vec::new();
+        for (plan, feed) in plans.iter().zip(feeds) {
+            let status = Arc::new(DriverStatus::new(
+                plan.name(),
+                plan.kind(),
+                match plan {
+                    DriverPlan::Modbus(m) => m.points.len(),
+                },
+            ));
+            statuses.push(status.clone());
+            let span = info_span!("driver", name = %plan.name());
+            match plan.clone() {
+                DriverPlan::Modbus(cfg) => {
+                    let driver = petra_modbus::Driver::new(cfg, bus.clone(), status, feed);
+                    tasks.spawn(driver.run(cancel.clone()).instrument(span));
+                }
+            }
+        }
+        DriverSet {
+            plans,
+            statuses,
+            cancel,
+            tasks,
+        }
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.cancel.cancel();
+        while let Some(r) = self.tasks.join_next().await {
+            r.context("a driver task failed")?;
+        }
+        Ok(())
+    }
 }
 
 /// A configuration file that does not load: its diagnostics, one per line.
@@ -302,6 +378,7 @@ struct Live {
     server: Option<ServerPlan>,
     /// The HTTP API, told about new signals after a reload.
     api: Option<Arc<Api>>,
+    drivers: Option<DriverSet>,
 }
 
 impl Live {
@@ -331,6 +408,21 @@ impl Live {
             );
         }
         self.io = Some(Io { cancel, tasks });
+    }
+
+    fn start_drivers(&mut self, plans: Vec<DriverPlan>, feeds: Vec<Option<LatestFeed>>) {
+        let set = DriverSet::start(plans, &self.bus, feeds);
+        if let Some(api) = &self.api {
+            api.set_drivers(set.statuses.clone());
+        }
+        self.drivers = Some(set);
+    }
+
+    async fn stop_drivers(&mut self) -> anyhow::Result<()> {
+        match self.drivers.take() {
+            Some(d) => d.stop().await,
+            None => Ok(()),
+        }
     }
 
     async fn stop_io(&mut self) -> anyhow::Result<()> {
@@ -451,7 +543,14 @@ impl Live {
         let clock = self.handle.clock();
         let retained = retained_ids(&plan);
         let defs: Vec<SignalDef> = plan.signals.iter().map(|s| s.def.clone()).collect();
-        let same_bus = defs == self.bus.defs() && retained == self.retained;
+        // Drivers' output feeds belong to the bus: changed drivers need a new bus (and restart).
+        let running_drivers = self
+            .drivers
+            .as_ref()
+            .map(|d| d.plans.as_slice())
+            .unwrap_or(&[]);
+        let same_drivers = plan.drivers.as_slice() == running_drivers;
+        let same_bus = defs == self.bus.defs() && retained == self.retained && same_drivers;
         let meta = SignalMeta::from_plan(&plan);
         if same_bus {
             let engine = Engine::new(plan.program, self.bus.clone(), clock)?;
@@ -462,12 +561,25 @@ impl Live {
             }
             return Ok(report);
         }
-        let (bus, feed, api_feed, retained) = build_bus(&plan, &*clock);
+        let BusParts {
+            bus,
+            retain_feed: feed,
+            api_feed,
+            retained,
+            driver_feeds,
+        } = build_bus(&plan, &*clock);
+        let driver_plans = plan.drivers.clone();
         // Signals that stayed keep their live values (copied during the swap); new ones start
         // from their initial value, retained or not — the retained file only holds signals
         // of the running plan (it is rewritten on every change).
         let engine = Engine::new(plan.program, bus.clone(), clock)?;
         self.stop_io().await?;
+        let old_drivers = self
+            .drivers
+            .as_ref()
+            .map(|d| d.plans.clone())
+            .unwrap_or_default();
+        self.stop_drivers().await?;
         let report = self.handle.reload(engine);
         // Whatever happened, the async side runs again on the bus the engine now uses.
         if report.is_ok() {
@@ -477,11 +589,16 @@ impl Live {
                 tracing::warn!(error = %e, "cannot save retained values after the reload");
             }
             self.start_io(feed);
+            self.start_drivers(driver_plans, driver_feeds);
             if let Some(api) = &self.api {
                 api.set_signals(Signals::new(self.bus.clone(), meta, api_feed));
             }
         } else {
+            // The engine still runs on the old bus: so do the drivers, without output feeds
+            // (those were taken by the stopped set; outputs resume with the next good reload).
             self.start_io(None);
+            let feeds = old_drivers.iter().map(|_| None).collect();
+            self.start_drivers(old_drivers, feeds);
         }
         Ok(report?)
     }

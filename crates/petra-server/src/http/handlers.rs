@@ -627,7 +627,7 @@ pub(crate) async fn reload(State(api): State<Arc<Api>>, caller: Caller) -> ApiRe
 pub(crate) async fn metrics(State(api): State<Arc<Api>>, _caller: Caller) -> Response {
     let stats = api.stats.load().get();
     let signals = api.current();
-    let text = crate::metrics::render(&stats, &signals.bus);
+    let text = crate::metrics::render_with_drivers(&stats, &signals.bus, &api.drivers.load());
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
@@ -636,7 +636,18 @@ pub(crate) async fn health() -> Json<serde_json::Value> {
 }
 
 pub(crate) async fn ready(State(api): State<Arc<Api>>) -> Response {
-    let components = api.readiness.snapshot();
+    let mut components = api.readiness.snapshot();
+    // A driver is up while its device answers; `starting` until its first connect or failure.
+    for d in api.drivers.load().iter() {
+        let state = if d.is_connected() {
+            ComponentState::Up
+        } else if d.connects() == 0 && d.last_error().is_none() {
+            ComponentState::Starting
+        } else {
+            ComponentState::Down
+        };
+        components.insert(format!("driver.{}", d.name()), state);
+    }
     let all_up = components.values().all(|s| *s == ComponentState::Up);
     let body = json!({
         "status": if all_up { "ready" } else { "not_ready" },

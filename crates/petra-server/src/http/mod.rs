@@ -30,6 +30,7 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::routing::{get, post};
 use petra_core::{Bus, LatestFeed, SignalId, ValueType};
+use petra_drivers::DriverStatus;
 use petra_engine::{ReloadReport, StatsSource};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -248,6 +249,8 @@ pub struct Api {
     pub(crate) shutdown: CancellationToken,
     /// Changes for the event streams (see `events`).
     pub(crate) events: tokio::sync::broadcast::Sender<events::Batch>,
+    /// The running drivers, for `/ready` and `/metrics`.
+    pub(crate) drivers: ArcSwap<Vec<Arc<DriverStatus>>>,
 }
 
 /// What [`Api::new`] needs.
@@ -285,6 +288,7 @@ impl Api {
             write_lock: tokio::sync::Mutex::new(()),
             shutdown: CancellationToken::new(),
             events: events::channel(),
+            drivers: ArcSwap::from_pointee(Vec::new()),
         };
         (Arc::new(api), rx)
     }
@@ -297,6 +301,11 @@ impl Api {
     /// The engine's statistics source (after a reload replaced the engine handle's).
     pub fn set_stats(&self, stats: StatsSource) {
         self.stats.store(Arc::new(stats));
+    }
+
+    /// The running drivers (after start-up or a reload restarted them).
+    pub fn set_drivers(&self, drivers: Vec<Arc<DriverStatus>>) {
+        self.drivers.store(Arc::new(drivers));
     }
 
     pub fn readiness(&self) -> &Readiness {

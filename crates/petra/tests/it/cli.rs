@@ -169,7 +169,7 @@ fn check_prints_every_error_with_file_line_and_column_and_exits_1() {
          \x20 - { name: main, period: fast }\n\
          blocks:\n\
          \x20 - { name: b, type: NOT, inputs: { in: missing }, outputs: { out: a } }\n\
-         drivers: []\n",
+         alarms: []\n",
     );
     let out = petra().arg("check").arg(&config).output().unwrap();
     assert_eq!(out.status.code(), Some(1));

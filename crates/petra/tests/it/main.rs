@@ -3,5 +3,6 @@
 
 mod api;
 mod cli;
+mod modbus;
 mod scenario;
 mod security;

@@ -1,0 +1,8 @@
+//! One test binary for petra-s7 (each extra binary relinks everything).
+
+mod address;
+mod frames;
+mod fuzz;
+mod golden;
+mod planner;
+mod props;
