@@ -753,3 +753,106 @@ fn an_exception_marks_the_points_bad_and_keeps_the_session() {
     assert_eq!(server.connections(), 1);
     assert_eq!(d.status.requests(RequestResult::Exception), 1);
 }
+
+/// Whatever bytes come back — random, truncated, oversized — a read ends in a value or an
+/// error, never a panic (debug builds included, where tokio-modbus' own readers would assert).
+mod random_answers {
+    use petra_modbus::Area;
+    use petra_modbus::driver::{self, Data};
+    use petra_modbus::plan::ReadRequest;
+    use proptest::prelude::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn answer(rtu: bool, area: Area, count: u16, reply: Vec<u8>) -> Option<Data> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let (client, mut device) = tokio::io::duplex(4096);
+            let mut ctx = if rtu {
+                tokio_modbus::client::rtu::attach(client)
+            } else {
+                tokio_modbus::client::tcp::attach(client)
+            };
+            let fake = tokio::spawn(async move {
+                let mut buf = [0u8; 300];
+                let _ = device.read(&mut buf).await;
+                let _ = device.write_all(&reply).await;
+                // Keep the stream open so a short answer is a timeout, not EOF.
+                let _ = device.read(&mut buf).await;
+            });
+            let req = ReadRequest {
+                unit: 1,
+                area,
+                start: 0,
+                count,
+                points: Vec::new(),
+            };
+            let got = driver::read(&mut ctx, &req, Duration::from_millis(20)).await;
+            fake.abort();
+            got.ok()
+        })
+    }
+
+    /// A well-formed answer with fewer registers or coils than asked is refused.
+    #[test]
+    fn a_short_but_well_formed_answer_is_refused() {
+        // Function 3, 2 bytes: one register where ten were asked.
+        let regs = vec![0, 0, 0, 0, 0, 5, 1, 3, 2, 0x12, 0x34];
+        assert_eq!(answer(false, Area::Holding, 10, regs), None);
+        // Function 1, 1 byte: eight coils where twenty were asked.
+        let coils = vec![0, 0, 0, 0, 0, 4, 1, 1, 1, 0xFF];
+        assert_eq!(answer(false, Area::Coil, 20, coils), None);
+        // The same answers are taken when they are what was asked.
+        let regs = vec![0, 0, 0, 0, 0, 5, 1, 3, 2, 0x12, 0x34];
+        assert_eq!(
+            answer(false, Area::Holding, 1, regs),
+            Some(Data::Registers(vec![0x1234]))
+        );
+    }
+
+    fn area() -> impl Strategy<Value = Area> {
+        prop_oneof![
+            Just(Area::Coil),
+            Just(Area::Discrete),
+            Just(Area::Input),
+            Just(Area::Holding)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn tcp_reads_never_panic(area in area(), count in 1u16..130, reply in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Some(data) = answer(false, area, count, reply) {
+                // Anything accepted has exactly the asked size.
+                let n = match data { Data::Bits(b) => b.len(), Data::Registers(r) => r.len() };
+                prop_assert_eq!(n, usize::from(count));
+            }
+        }
+
+        #[test]
+        fn rtu_reads_never_panic(area in area(), count in 1u16..130, reply in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Some(data) = answer(true, area, count, reply) {
+                let n = match data { Data::Bits(b) => b.len(), Data::Registers(r) => r.len() };
+                prop_assert_eq!(n, usize::from(count));
+            }
+        }
+
+        /// Valid MBAP framing around a random PDU: gets past the framing into the PDU decoder.
+        #[test]
+        fn tcp_random_pdus_never_panic(area in area(), count in 1u16..130, pdu in proptest::collection::vec(any::<u8>(), 1..260)) {
+            let mut reply = vec![0, 0, 0, 0];
+            reply.extend_from_slice(&((pdu.len() + 1) as u16).to_be_bytes());
+            reply.push(1);
+            reply.extend_from_slice(&pdu);
+            if let Some(data) = answer(false, area, count, reply) {
+                let n = match data { Data::Bits(b) => b.len(), Data::Registers(r) => r.len() };
+                prop_assert_eq!(n, usize::from(count));
+            }
+        }
+    }
+}

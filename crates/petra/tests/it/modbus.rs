@@ -355,3 +355,65 @@ fn run_heals_after_the_device_comes_back_and_writes_reach_it() {
     petra.terminate();
     assert!(petra.wait_exit(DEFAULT_TIMEOUT).success());
 }
+
+/// A reload that changes the driver restarts it on the new points; the device is not
+/// disturbed for anything else.
+#[test]
+fn reload_restarts_the_driver_with_its_new_points() {
+    let sim = ModbusSim::tcp(&layout());
+    fill(&sim);
+    sim.set_registers(1, SimArea::Holding, 70, &[77]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = format!("server:\n  listen: 127.0.0.1:{port}\n");
+    write_config(dir.path(), &sim.url(), "", &server);
+    let mut petra = Child::spawn(
+        "petra run",
+        Command::new(env!("CARGO_BIN_EXE_petra"))
+            .current_dir(dir.path())
+            .args(["run", "plant.yaml", "--status-every", "0s"]),
+    );
+    let line = petra.wait_for_line("created user `admin` with password ", DEFAULT_TIMEOUT);
+    let password = line.rsplit(' ').next().unwrap().to_string();
+    petra.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
+    petra_server::tls::install_crypto_provider();
+    let http = reqwest::blocking::Client::new();
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let token = http
+        .post(url("/api/v1/login"))
+        .json(&json!({"user": "admin", "password": password}))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let signal = |name: &str| -> Value {
+        http.get(url(&format!("/api/v1/signals/{name}")))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    wait_until("first read", DEFAULT_TIMEOUT, || {
+        signal("u16")["quality"] == "good"
+    });
+    // `gone` is declared but no point feeds it yet.
+    assert_ne!(signal("gone")["quality"], "good");
+    write_config(
+        dir.path(),
+        &sim.url(),
+        "      - { signal: gone, area: holding, address: 70 }\n",
+        &server,
+    );
+    petra.signal(1); // SIGHUP
+    petra.wait_for_line("configuration reloaded", DEFAULT_TIMEOUT);
+    wait_until("the new point is read", DEFAULT_TIMEOUT, || {
+        signal("gone")["value"] == 77 && signal("gone")["quality"] == "good"
+    });
+    assert_eq!(signal("f.cdab")["quality"], "good");
+    petra.terminate();
+    assert!(petra.wait_exit(DEFAULT_TIMEOUT).success());
+}
