@@ -754,6 +754,47 @@ fn an_exception_marks_the_points_bad_and_keeps_the_session() {
     assert_eq!(d.status.requests(RequestResult::Exception), 1);
 }
 
+/// Pacing: a pause after connecting and between requests. Only lower bounds are checked, so a
+/// slow machine cannot make this fail.
+#[test]
+fn pacing_spaces_the_requests() {
+    let server = FaultServer::start();
+    let u16p = |name, a| {
+        p(
+            name,
+            ValueType::Int,
+            Area::Holding,
+            a,
+            Encoding::new(DataType::U16),
+        )
+    };
+    // Far apart: three requests per poll.
+    let points = [u16p("a", 0), u16p("b", 1000), u16p("c", 2000)];
+    let mut cfg = config(&server.url(), &points);
+    cfg.connect_delay = Duration::from_millis(500);
+    cfg.request_delay = Duration::from_millis(500);
+    let d = Running::start_with(cfg, &points);
+    wait_until("connected", WAIT, || server.connections() >= 1);
+    let connected = std::time::Instant::now();
+    wait_until("first request", WAIT, || server.requests() >= 1);
+    let first = std::time::Instant::now();
+    wait_until("third request", WAIT, || server.requests() >= 3);
+    let third = std::time::Instant::now();
+    // The test sees each event up to one poll (5 ms) late.
+    let slack = Duration::from_millis(10);
+    assert!(
+        first - connected + slack >= Duration::from_millis(300),
+        "{:?}",
+        first - connected
+    );
+    assert!(
+        third - first + slack >= Duration::from_millis(400),
+        "{:?}",
+        third - first
+    );
+    d.wait_value("c", Value::Int(2000));
+}
+
 /// Whatever bytes come back — random, truncated, oversized — a read ends in a value or an
 /// error, never a panic (debug builds included, where tokio-modbus' own readers would assert).
 mod random_answers {
