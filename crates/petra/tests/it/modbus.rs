@@ -247,39 +247,10 @@ fn run_heals_after_the_device_comes_back_and_writes_reach_it() {
             "  - {{ name: sp, type: int, write: [operator] }}\nserver:\n  listen: 127.0.0.1:{port}\n"
         ),
     );
-    let mut petra = Child::spawn(
-        "petra run",
-        Command::new(env!("CARGO_BIN_EXE_petra"))
-            .current_dir(dir.path())
-            .args(["run", "plant.yaml", "--status-every", "0s"]),
-    );
-    let line = petra.wait_for_line("created user `admin` with password ", DEFAULT_TIMEOUT);
-    let password = line.rsplit(' ').next().unwrap().to_string();
-    petra.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
-    petra_server::tls::install_crypto_provider();
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
-    let token = http
-        .post(url("/api/v1/login"))
-        .json(&json!({"user": "admin", "password": password}))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let signal = |name: &str| -> Value {
-        http.get(url(&format!("/api/v1/signals/{name}")))
-            .bearer_auth(&token)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap()
-    };
+    let live = Live::start(dir.path(), port);
+    let signal = |name: &str| live.signal(name);
+    let http = &live.http;
+    let url = |p: &str| live.url(p);
     let ready = || {
         let r = http.get(url("/ready")).send().unwrap();
         let status = r.status();
@@ -297,7 +268,7 @@ fn run_heals_after_the_device_comes_back_and_writes_reach_it() {
     // An operator's write goes to the device.
     let r = http
         .put(url("/api/v1/signals/sp"))
-        .bearer_auth(&token)
+        .bearer_auth(&live.token)
         .json(&json!({"value": 321}))
         .send()
         .unwrap();
@@ -317,13 +288,7 @@ fn run_heals_after_the_device_comes_back_and_writes_reach_it() {
         let (st, body) = ready();
         st == StatusCode::SERVICE_UNAVAILABLE && body["components"]["driver.plc"] == "down"
     });
-    let metrics = http
-        .get(url("/metrics"))
-        .bearer_auth(&token)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = live.metrics();
     assert!(
         metrics.contains("petra_driver_connected{driver=\"plc\"} 0"),
         "{metrics}"
@@ -337,13 +302,7 @@ fn run_heals_after_the_device_comes_back_and_writes_reach_it() {
     });
     let (st, _) = ready();
     assert_eq!(st, StatusCode::OK);
-    let metrics = http
-        .get(url("/metrics"))
-        .bearer_auth(&token)
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = live.metrics();
     for series in [
         "petra_driver_connected{driver=\"plc\"} 1",
         "petra_driver_requests_total{driver=\"plc\",result=\"ok\"}",
@@ -352,8 +311,7 @@ fn run_heals_after_the_device_comes_back_and_writes_reach_it() {
     ] {
         assert!(metrics.contains(series), "{series} missing:\n{metrics}");
     }
-    petra.terminate();
-    assert!(petra.wait_exit(DEFAULT_TIMEOUT).success());
+    live.stop();
 }
 
 /// A reload that changes the driver restarts it on the new points; the device is not
@@ -367,53 +325,96 @@ fn reload_restarts_the_driver_with_its_new_points() {
     let port = free_port();
     let server = format!("server:\n  listen: 127.0.0.1:{port}\n");
     write_config(dir.path(), &sim.url(), "", &server);
-    let mut petra = Child::spawn(
-        "petra run",
-        Command::new(env!("CARGO_BIN_EXE_petra"))
-            .current_dir(dir.path())
-            .args(["run", "plant.yaml", "--status-every", "0s"]),
-    );
-    let line = petra.wait_for_line("created user `admin` with password ", DEFAULT_TIMEOUT);
-    let password = line.rsplit(' ').next().unwrap().to_string();
-    petra.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
-    petra_server::tls::install_crypto_provider();
-    let http = reqwest::blocking::Client::new();
-    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
-    let token = http
-        .post(url("/api/v1/login"))
-        .json(&json!({"user": "admin", "password": password}))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let signal = |name: &str| -> Value {
-        http.get(url(&format!("/api/v1/signals/{name}")))
-            .bearer_auth(&token)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap()
-    };
+    let mut live = Live::start(dir.path(), port);
     wait_until("first read", DEFAULT_TIMEOUT, || {
-        signal("u16")["quality"] == "good"
+        live.signal("u16")["quality"] == "good"
     });
     // `gone` is declared but no point feeds it yet.
-    assert_ne!(signal("gone")["quality"], "good");
+    assert_ne!(live.signal("gone")["quality"], "good");
     write_config(
         dir.path(),
         &sim.url(),
         "      - { signal: gone, area: holding, address: 70 }\n",
         &server,
     );
-    petra.signal(1); // SIGHUP
-    petra.wait_for_line("configuration reloaded", DEFAULT_TIMEOUT);
+    live.petra.signal(1); // SIGHUP
+    live.petra
+        .wait_for_line("configuration reloaded", DEFAULT_TIMEOUT);
     wait_until("the new point is read", DEFAULT_TIMEOUT, || {
-        signal("gone")["value"] == 77 && signal("gone")["quality"] == "good"
+        live.signal("gone")["value"] == 77 && live.signal("gone")["quality"] == "good"
     });
-    assert_eq!(signal("f.cdab")["quality"], "good");
-    petra.terminate();
-    assert!(petra.wait_exit(DEFAULT_TIMEOUT).success());
+    assert_eq!(live.signal("f.cdab")["quality"], "good");
+    live.stop();
+}
+
+/// `petra run` in `dir` (with a `server` on `port`), logged in as the first-run admin.
+struct Live {
+    petra: Child,
+    http: reqwest::blocking::Client,
+    token: String,
+    port: u16,
+}
+
+impl Live {
+    fn start(dir: &Path, port: u16) -> Live {
+        let mut petra = Child::spawn(
+            "petra run",
+            Command::new(env!("CARGO_BIN_EXE_petra"))
+                .current_dir(dir)
+                .args(["run", "plant.yaml", "--status-every", "0s"]),
+        );
+        let line = petra.wait_for_line("created user `admin` with password ", DEFAULT_TIMEOUT);
+        let password = line.rsplit(' ').next().unwrap().to_string();
+        petra.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
+        petra_server::tls::install_crypto_provider();
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let token = http
+            .post(format!("http://127.0.0.1:{port}/api/v1/login"))
+            .json(&json!({"user": "admin", "password": password}))
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        Live {
+            petra,
+            http,
+            token,
+            port,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn signal(&self, name: &str) -> Value {
+        self.http
+            .get(self.url(&format!("/api/v1/signals/{name}")))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    fn stop(mut self) {
+        self.petra.terminate();
+        assert!(self.petra.wait_exit(DEFAULT_TIMEOUT).success());
+    }
 }
