@@ -537,9 +537,11 @@ impl Driver {
                 }
                 let grp = &mut self.groups[g];
                 grp.due += grp.poll;
-                if grp.due <= Instant::now() {
-                    // Behind (slow device, long timeouts): skip the missed polls.
-                    grp.due = Instant::now() + grp.poll;
+                let now = Instant::now();
+                if grp.due <= now {
+                    // Behind (slow device, long timeouts): the missed polls are skipped, never
+                    // bursted, and the next one starts at once rather than a period later.
+                    grp.due = now;
                 }
             }
             let mut next = self.groups.iter().map(|g| g.due).min();

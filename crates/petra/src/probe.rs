@@ -58,15 +58,21 @@ pub fn probe(path: &Path, driver: &str, as_json: bool) -> ExitCode {
         }
     };
     if as_json {
-        println!("{}", to_json(cfg, &probe));
+        out(&to_json(cfg, &probe).to_string());
     } else {
-        print!("{}", table(cfg, &probe));
+        out(table(cfg, &probe).trim_end());
     }
     if probe.rows.iter().all(|r| r.quality.is_good()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Prints a line; a closed pipe (`petra probe … | head`) is not an error worth a panic.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 fn where_(p: &ModbusPoint) -> String {
