@@ -287,9 +287,13 @@ fn reorder(order: Order, words: &mut [u16]) {
 
 /// The raw bits of a 1-, 2- or 4-register number given in wire order.
 fn wire_to_bits(order: Order, regs: &[u16]) -> u64 {
-    let mut words = regs.to_vec();
+    // At most four words: a stack copy, not an allocation per value on the poll path.
+    let mut buf = [0u16; 4];
+    let n = regs.len().min(4);
+    buf[..n].copy_from_slice(&regs[..n]);
+    let words = &mut buf[..n];
     if words.len() > 1 {
-        reorder(order, &mut words);
+        reorder(order, words);
     }
     words
         .iter()
