@@ -12,6 +12,7 @@ use petra_core::SignalId;
 use petra_modbus::{
     Area, DataType, Encoding, ModbusConfig, ModbusPoint, Mode, Order, Parity, SerialLine, Transport,
 };
+use petra_s7::S7Config;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,12 +21,30 @@ use std::time::Duration;
 #[derive(Clone, Debug, PartialEq)]
 pub enum DriverPlan {
     Modbus(ModbusConfig),
+    S7(S7Config),
 }
 
 impl DriverPlan {
     pub fn name(&self) -> &str {
         match self {
             DriverPlan::Modbus(m) => &m.name,
+            DriverPlan::S7(s) => &s.name,
+        }
+    }
+
+    /// Points of the driver (an S7 array counts once per element).
+    pub fn point_count(&self) -> usize {
+        match self {
+            DriverPlan::Modbus(m) => m.points.len(),
+            DriverPlan::S7(s) => s.points.len(),
+        }
+    }
+
+    /// Signals the driver writes to its device: its change feed watches them.
+    pub fn output_signals(&self) -> Vec<SignalId> {
+        match self {
+            DriverPlan::Modbus(m) => m.output_signals(),
+            DriverPlan::S7(s) => s.output_signals(),
         }
     }
 
@@ -33,12 +52,13 @@ impl DriverPlan {
     pub fn kind(&self) -> &'static str {
         match self {
             DriverPlan::Modbus(_) => "modbus",
+            DriverPlan::S7(_) => "s7",
         }
     }
 }
 
 /// Driver types of spec section 2 that this version does not run yet.
-const LATER: &[&str] = &["s7", "mqtt"];
+const LATER: &[&str] = &["mqtt"];
 const TYPES: &[&str] = &["modbus", "s7", "mqtt"];
 
 const MODBUS_DEFAULT_POLL: Duration = Duration::from_secs(1);
@@ -99,6 +119,7 @@ pub(crate) fn drivers(
         };
         let plan = match ty {
             "modbus" => modbus(cx, &mut m, sigs, &mut writes),
+            "s7" => crate::drivers_s7::s7(cx, &mut m, sigs, &mut writes),
             t if LATER.contains(&t) => {
                 cx.err(
                     ty_at,
@@ -137,7 +158,11 @@ pub(crate) fn drivers(
     (out, writes)
 }
 
-fn positive(cx: &mut Cx<'_>, m: &mut MapW<'_>, key: &'static str) -> Option<Option<Duration>> {
+pub(crate) fn positive(
+    cx: &mut Cx<'_>,
+    m: &mut MapW<'_>,
+    key: &'static str,
+) -> Option<Option<Duration>> {
     match m.opt_duration(cx, key) {
         Some((d, at)) if d.is_zero() => {
             cx.err(
@@ -341,7 +366,7 @@ fn modbus_url(cx: &mut Cx<'_>, url: &str, at: Pos, what: &str) -> Option<Transpo
     bad(cx, "the scheme must be tcp:// or rtu://".into())
 }
 
-const MODES: &[&str] = &["read", "write", "readwrite"];
+pub(crate) const MODES: &[&str] = &["read", "write", "readwrite"];
 
 /// One item of a Modbus driver's `points`. `defaults` are the driver's unit and poll.
 fn modbus_point(

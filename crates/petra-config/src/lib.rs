@@ -22,6 +22,7 @@ mod blocks;
 mod compile;
 mod diag;
 mod drivers;
+mod drivers_s7;
 mod env;
 pub mod scenario;
 mod server;

@@ -8,6 +8,9 @@
 //!   drivers does not reconnect in lockstep after a switch reboots.
 //! - [`Outputs`]: which output points must be written to the device, from the bus's coalesced
 //!   change feed, without echoing back values the driver itself read.
+//! - [`supervise`] and [`Schedule`]: the connection loop (connect, back off, session, drop the
+//!   link on any error, reconnect) and poll groups that never burst after a stall.
+//! - [`Mode`]: what a point does — read, write or both.
 //! - [`mark_bad`]: turn a set of points' quality bad with one reason, keeping their values.
 //!
 //! A driver is one tokio task per device, with a cancellation token; it never blocks the scan
@@ -16,10 +19,12 @@
 mod backoff;
 mod outputs;
 mod status;
+mod supervise;
 
 pub use backoff::Backoff;
 pub use outputs::Outputs;
 pub use status::{DriverStatus, RequestResult};
+pub use supervise::{Device, RECONNECT_MIN, Schedule, poll_groups, supervise};
 
 use petra_core::{BadReason, Bus, Quality, SignalId, Timestamp};
 
@@ -38,4 +43,25 @@ pub fn mark_bad(
                 .unwrap_or(false)
         })
         .count()
+}
+
+/// What a driver does with a point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Polled from the device into the bus.
+    Read,
+    /// Written to the device when the signal changes; never read.
+    Write,
+    /// Both: polled, and written when something else changes the signal.
+    ReadWrite,
+}
+
+impl Mode {
+    pub fn reads(self) -> bool {
+        matches!(self, Mode::Read | Mode::ReadWrite)
+    }
+
+    pub fn writes(self) -> bool {
+        matches!(self, Mode::Write | Mode::ReadWrite)
+    }
 }

@@ -50,26 +50,7 @@ pub enum Parity {
     Odd,
 }
 
-/// What the driver does with a point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Polled from the device into the bus.
-    Read,
-    /// Written to the device when the signal changes; never read.
-    Write,
-    /// Both: polled, and written when something else changes the signal.
-    ReadWrite,
-}
-
-impl Mode {
-    pub fn reads(self) -> bool {
-        matches!(self, Mode::Read | Mode::ReadWrite)
-    }
-
-    pub fn writes(self) -> bool {
-        matches!(self, Mode::Write | Mode::ReadWrite)
-    }
-}
+pub use petra_drivers::Mode;
 
 /// One point: a signal and where its value lives on the device.
 #[derive(Clone, Debug, PartialEq)]

@@ -346,7 +346,7 @@ impl DataType {
     }
 
     /// The address width a single value of this type needs.
-    fn width(self) -> Width {
+    pub fn width(self) -> Width {
         match self {
             DataType::Bool => Width::Bit,
             DataType::Byte | DataType::Char | DataType::LReal | DataType::String { .. } => {

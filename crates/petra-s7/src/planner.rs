@@ -224,8 +224,19 @@ struct Piece {
 
 /// Plans reads of `items`; every range must be non-empty and inside the address space.
 pub fn plan_reads(items: &[Range], cfg: &PlanConfig) -> Result<ReadPlan, PlanError> {
+    plan(items, cfg, Some(cfg.merge_gap))
+}
+
+/// Plans reads of `items` without merging any two of them, not even overlapping ones: each
+/// range is read in wire items of its own (still packed several to a request). For ranges the
+/// PLC rejected inside a merged item, so that one bad range cannot fail its neighbours.
+pub fn plan_reads_apart(items: &[Range], cfg: &PlanConfig) -> Result<ReadPlan, PlanError> {
+    plan(items, cfg, None)
+}
+
+fn plan(items: &[Range], cfg: &PlanConfig, gap: Option<u32>) -> Result<ReadPlan, PlanError> {
     let limits = cfg.read_limits()?;
-    let blocks = merge(items, cfg.merge_gap, limits.max_len)?;
+    let blocks = merge(items, gap, limits.max_len)?;
     let pieces = split_blocks(&blocks, &limits);
     let requests = pack(&pieces, &limits)
         .into_iter()
@@ -273,7 +284,7 @@ pub fn plan_reads(items: &[Range], cfg: &PlanConfig) -> Result<ReadPlan, PlanErr
 /// slots); the true minimum of that two-limit packing is not computable cheaply.
 pub fn min_read_requests(items: &[Range], cfg: &PlanConfig) -> Result<usize, PlanError> {
     let limits = cfg.read_limits()?;
-    let blocks = merge(items, cfg.merge_gap, limits.max_len)?;
+    let blocks = merge(items, Some(cfg.merge_gap), limits.max_len)?;
     Ok(lower_bound(&split_blocks(&blocks, &limits), &limits))
 }
 
@@ -454,7 +465,8 @@ fn check_write(index: usize, w: &Write) -> Result<(), PlanError> {
 }
 
 /// Sorted, merged blocks; each input range lands in exactly one block.
-fn merge(items: &[Range], gap: u32, max_len: usize) -> Result<Vec<Block>, PlanError> {
+/// Sorts the ranges into blocks; with `gap`, neighbours at most `gap` bytes apart share one.
+fn merge(items: &[Range], gap: Option<u32>, max_len: usize) -> Result<Vec<Block>, PlanError> {
     for (index, r) in items.iter().enumerate() {
         if r.len == 0 {
             return Err(PlanError::Item {
@@ -475,7 +487,8 @@ fn merge(items: &[Range], gap: u32, max_len: usize) -> Result<Vec<Block>, PlanEr
     for i in order {
         let Some(r) = items.get(i) else { continue };
         let end = r.start + r.len;
-        if let Some(b) = blocks.last_mut()
+        if let Some(gap) = gap
+            && let Some(b) = blocks.last_mut()
             && b.area == r.area
             && b.db == r.db
             && r.start <= b.end.saturating_add(gap)

@@ -261,11 +261,9 @@ fn build_bus(plan: &Plan, clock: &dyn Clock) -> BusParts {
     let driver_feeds = plan
         .drivers
         .iter()
-        .map(|d| match d {
-            DriverPlan::Modbus(m) => {
-                let outs = m.output_signals();
-                (!outs.is_empty()).then(|| builder.latest_feed(Some(&outs)))
-            }
+        .map(|d| {
+            let outs = d.output_signals();
+            (!outs.is_empty()).then(|| builder.latest_feed(Some(&outs)))
         })
         .collect();
     BusParts {
@@ -294,15 +292,17 @@ impl DriverSet {
             let status = Arc::new(DriverStatus::new(
                 plan.name(),
                 plan.kind(),
-                match plan {
-                    DriverPlan::Modbus(m) => m.points.len(),
-                },
+                plan.point_count(),
             ));
             statuses.push(status.clone());
             let span = info_span!("driver", name = %plan.name());
             match plan.clone() {
                 DriverPlan::Modbus(cfg) => {
                     let driver = petra_modbus::Driver::new(cfg, bus.clone(), status, feed);
+                    tasks.spawn(driver.run(cancel.clone()).instrument(span));
+                }
+                DriverPlan::S7(cfg) => {
+                    let driver = petra_s7::Driver::new(cfg, bus.clone(), status, feed);
                     tasks.spawn(driver.run(cancel.clone()).instrument(span));
                 }
             }

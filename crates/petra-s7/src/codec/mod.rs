@@ -95,7 +95,9 @@
 //!
 //! * return code ([`ReturnCode`]): `FF` success, `0A` object does not exist, `05` address out of
 //!   range, `06` type not supported, `07` type inconsistent, `03` access denied, `01` hardware
-//!   fault; a failed item normally has transport size `00` and length 0.
+//!   fault. A failed item is its 4-byte header alone: no data follows, whatever its transport
+//!   size and length say (real CPUs send `00` and 0; the snap7 C server sends length 4), as
+//!   Wireshark's dissector reads it.
 //! * data transport size ([`DataTransport`]): `03` bit, `04` byte/word/dword, `05` integer
 //!   (length counted in **bits**, data is ceil(length / 8) bytes); `06` dint, `07` real, `09`
 //!   octet string (length in **bytes**); `00` null (length 0 expected).

@@ -153,6 +153,11 @@ impl ReturnCode {
     pub const OBJECT_DOES_NOT_EXIST: ReturnCode = ReturnCode(0x0A);
     pub const SUCCESS: ReturnCode = ReturnCode(0xFF);
 
+    /// One of the documented failure codes (every code but success and these is malformed).
+    pub fn is_failure(self) -> bool {
+        matches!(self.0, 0x00 | 0x01 | 0x03 | 0x05 | 0x06 | 0x07 | 0x0A)
+    }
+
     pub fn is_success(self) -> bool {
         self == Self::SUCCESS
     }
@@ -407,7 +412,12 @@ pub fn encode_read_response(pdu_ref: u16, items: &[ReadItem]) -> Result<Vec<u8>,
     let mut data = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let last = i + 1 == items.len();
-        put_data_item(&mut data, item.code.0, item.transport, &item.data, last)?;
+        if item.code.is_success() {
+            put_data_item(&mut data, item.code.0, item.transport, &item.data, last)?;
+        } else {
+            // A failed item is its header alone.
+            data.extend_from_slice(&[item.code.0, 0, 0, 0]);
+        }
     }
     encode_pdu(ROSCTR_ACK_DATA, pdu_ref, &params, &data)
 }
@@ -420,6 +430,16 @@ pub fn decode_read_response(frame: &[u8]) -> Result<Message<Vec<ReadItem>>, Code
     let mut r = Reader::new(pdu.data);
     let mut items = Vec::with_capacity(n.min(pdu.data.len() / 4));
     for i in 0..n {
+        match r.rest().first().map(|&c| ReturnCode(c)) {
+            Some(ReturnCode::SUCCESS) | None => {}
+            Some(code) if code.is_failure() => {
+                // A failed item is its 4-byte header alone, whatever its length field says.
+                r.take(4, "data item header")?;
+                items.push(ReadItem::failed(code));
+                continue;
+            }
+            Some(_) => return Err(CodecError::Malformed("read item return code")),
+        }
         let (code, transport, data) = take_data_item(&mut r, i + 1 == n)?;
         items.push(ReadItem {
             code: ReturnCode(code),

@@ -368,3 +368,25 @@ fn frame_splitter() {
     assert_eq!(next_frame(rest).unwrap().unwrap(), hex(frames::READ_RESP));
     assert_eq!(next_frame(&rest[..20]), Ok(None));
 }
+
+/// Captured from python-snap7 2.0.2's server (the snap7 C library): a read of DB1 (32 bytes),
+/// DB1 (2 bytes) and DB7, which does not exist. The failed item's header says length 4 with
+/// no data after it; the item is its header alone.
+const SNAP7_NATIVE_MISSING_DB: &str = "03 00 00 43 02 f0 80 32 03 00 00 00 02 00 02 00 2e 00 00 04 03 \
+     ff 04 01 00 05 00 00 00 41 48 00 00 ff d6 14 05 68 65 6c 6c 6f 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
+     ff 04 00 10 00 00 \
+     0a 00 00 04";
+
+#[test]
+fn a_failed_item_carries_no_data_whatever_its_length_says() {
+    let resp = decode_read_response(&hex(SNAP7_NATIVE_MISSING_DB)).unwrap();
+    assert_eq!(resp.pdu_ref, 2);
+    let items = resp.body;
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].result().map(<[u8]>::len), Ok(32));
+    assert_eq!(items[1].result(), Ok(&[0u8, 0][..]));
+    assert_eq!(
+        items[2],
+        ReadItem::failed(ReturnCode::OBJECT_DOES_NOT_EXIST)
+    );
+}

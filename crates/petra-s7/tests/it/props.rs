@@ -54,13 +54,16 @@ fn data_for(t: DataTransport) -> BoxedStrategy<Vec<u8>> {
 }
 
 fn read_item() -> impl Strategy<Value = ReadItem> {
-    (any::<u8>(), data_transport()).prop_flat_map(|(code, transport)| {
+    let ok = data_transport().prop_flat_map(|transport| {
         data_for(transport).prop_map(move |data| ReadItem {
-            code: ReturnCode(code),
+            code: ReturnCode::SUCCESS,
             transport,
             data,
         })
-    })
+    });
+    let failed = prop::sample::select(vec![0x00u8, 0x01, 0x03, 0x05, 0x06, 0x07, 0x0A])
+        .prop_map(|c| ReadItem::failed(ReturnCode(c)));
+    prop_oneof![3 => ok, 1 => failed]
 }
 
 fn write_item() -> impl Strategy<Value = WriteItem> {
