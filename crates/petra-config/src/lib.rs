@@ -34,6 +34,8 @@ mod yaml;
 mod tests;
 #[cfg(test)]
 mod tests_drivers;
+#[cfg(test)]
+mod tests_drivers_s7;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use drivers::DriverPlan;

@@ -725,7 +725,7 @@ fn invalid_block_points_at_the_type() {
 
 #[test]
 fn unsupported_sections_are_errors_not_ignored() {
-    let src = "plant: demo\ndrivers:\n  - { name: plc1, type: s7 }\nhistory: {}\n";
+    let src = "plant: demo\ndrivers:\n  - { name: plc1, type: mqtt }\nhistory: {}\n";
     let errs = errors(src);
     assert_eq!(errs.len(), 2, "{}", show(&errs));
     assert_eq!(
@@ -734,7 +734,7 @@ fn unsupported_sections_are_errors_not_ignored() {
     );
     assert_eq!(
         errs[0].message,
-        "driver type `s7` is not supported yet by this version of Petra; remove the driver"
+        "driver type `mqtt` is not supported yet by this version of Petra; remove the driver"
     );
     assert_eq!(
         (errs[1].code, errs[1].line, errs[1].col),

@@ -25,6 +25,7 @@ fn with_drivers(drivers: &str) -> String {
 fn modbus(plan: &crate::Plan, i: usize) -> &petra_modbus::ModbusConfig {
     match &plan.drivers[i] {
         DriverPlan::Modbus(m) => m,
+        other => panic!("driver {} is not Modbus", other.name()),
     }
 }
 
