@@ -22,6 +22,8 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(10);
 /// Bridging 4 unused bytes costs no more response bytes than a separate item's header.
 const DEFAULT_MERGE_GAP: i64 = 4;
+/// The item limit of S7-300/400 CPUs and of snap7 (its `MaxVars`).
+const DEFAULT_MAX_ITEMS: i64 = 20;
 const CONNECTIONS: &[&str] = &["pg", "op", "basic"];
 
 pub(crate) fn s7(
@@ -58,6 +60,15 @@ pub(crate) fn s7(
         "a PDU size in bytes (240 to 960)",
     );
     let merge_gap = ranged(cx, m, "merge_gap", 0, 256, DEFAULT_MERGE_GAP, "bytes");
+    let max_items = ranged(
+        cx,
+        m,
+        "max_items",
+        1,
+        255,
+        DEFAULT_MAX_ITEMS,
+        "items per request",
+    );
     let poll = positive(cx, m, "poll").map(|p| p.unwrap_or(DEFAULT_POLL));
     let timeout = positive(cx, m, "timeout").map(|p| p.unwrap_or(DEFAULT_TIMEOUT));
     let connect_delay = m.opt_duration(cx, "connect_delay").map(|d| d.0);
@@ -104,6 +115,7 @@ pub(crate) fn s7(
         connect_delay: connect_delay.unwrap_or_default(),
         request_delay: request_delay.unwrap_or_default(),
         merge_gap: merge_gap? as u32,
+        max_items: max_items? as usize,
         reconnect_max: reconnect_max?,
         points,
     }))

@@ -45,18 +45,27 @@ fn an_s7_driver_compiles_with_its_defaults_and_arrays_become_element_points() {
 ",
     );
     let plan = compile(&src).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((plan.drivers[0].name(), plan.drivers[0].kind()), ("plc2", "s7"));
+    assert_eq!(
+        (plan.drivers[0].name(), plan.drivers[0].kind()),
+        ("plc2", "s7")
+    );
     let c = s7(&plan, 0);
     assert_eq!((c.host.as_str(), c.port), ("10.0.0.6", 102));
     // Rack 0, slot 1 as a PG connection; our TSAP 0x0100.
     assert_eq!((c.local_tsap, c.remote_tsap), (0x0100, 0x0101));
-    assert_eq!((c.pdu_size, c.merge_gap), (480, 4));
+    assert_eq!((c.pdu_size, c.merge_gap, c.max_items), (480, 4, 20));
     assert_eq!(c.timeout, Duration::from_secs(2));
     assert_eq!(c.request_delay, Duration::ZERO);
     assert_eq!(c.points.len(), 8, "the 3-element array is 3 points");
     let p = &c.points[0];
-    assert_eq!((p.var.address.area, p.var.address.db, p.var.address.byte), (Area::DataBlock, 1, 4));
-    assert_eq!((p.var.ty, p.mode, p.poll), (DataType::Real, Mode::Read, Duration::from_millis(50)));
+    assert_eq!(
+        (p.var.address.area, p.var.address.db, p.var.address.byte),
+        (Area::DataBlock, 1, 4)
+    );
+    assert_eq!(
+        (p.var.ty, p.mode, p.poll),
+        (DataType::Real, Mode::Read, Duration::from_millis(50))
+    );
     assert_eq!(c.points[1].var.ty, DataType::Bool);
     assert_eq!(c.points[2].mode, Mode::Write);
     assert_eq!(c.points[3].var.ty, DataType::String { length: 20 });
@@ -80,7 +89,10 @@ fn tsaps_come_from_rack_slot_and_connection_or_are_given() {
     let plan = compile(&src).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s7(&plan, 0).remote_tsap, 0x0223);
     let b = s7(&plan, 1);
-    assert_eq!((b.local_tsap, b.remote_tsap, b.port, b.pdu_size), (0x1000, 0x0201, 1102, 240));
+    assert_eq!(
+        (b.local_tsap, b.remote_tsap, b.port, b.pdu_size),
+        (0x1000, 0x0201, 1102, 240)
+    );
 }
 
 #[test]
@@ -138,7 +150,9 @@ fn every_bad_s7_setting_and_point_is_reported_at_once() {
 #[test]
 fn s7_rules_for_writers() {
     // remote_tsap replaces rack/slot: both is a contradiction.
-    let src = with_drivers("  - { name: a, type: s7, host: h, slot: 2, remote_tsap: 0x0102, points: [] }\n");
+    let src = with_drivers(
+        "  - { name: a, type: s7, host: h, slot: 2, remote_tsap: 0x0102, points: [] }\n",
+    );
     let d = one_error(&src, "bad-value", 12, 57);
     assert!(d.message.contains("give one"), "{d}");
     // Two write points on one bit.

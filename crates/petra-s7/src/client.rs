@@ -33,6 +33,13 @@ pub enum S7Error {
     Codec(#[from] CodecError),
     #[error("answer does not match the request: {0}")]
     Mismatch(String),
+    /// The PLC refused the whole request with a header error; the session is fine.
+    #[error("the PLC refused the request: error class {class:#04x} ({}), code {code:#04x}", codec::error_class_name(*class))]
+    Refused { class: u8, code: u8 },
+    /// The PLC answered fewer items than asked (snap7 servers answer at most 20 and the pure
+    /// Python one writes only the first); the session is fine, the request must be smaller.
+    #[error("asked for {asked} items in one request, the PLC answered {got}")]
+    ItemCount { asked: usize, got: usize },
 }
 
 /// The PDU size we ask for unless configured: what S7-300/400 CPUs accept at most is 240 or
@@ -101,15 +108,9 @@ impl Client {
         let pdu_ref = self.take_ref();
         let frame = codec::encode_read_request(pdu_ref, specs)?;
         let answer = self.exchange(&frame).await?;
-        let msg = codec::decode_read_response(&answer)?;
+        let msg = codec::decode_read_response(&answer).map_err(|e| refused(e, pdu_ref))?;
         self.check_ref(pdu_ref, msg.pdu_ref)?;
-        if msg.body.len() != specs.len() {
-            return Err(S7Error::Mismatch(format!(
-                "asked for {} items, got {}",
-                specs.len(),
-                msg.body.len()
-            )));
-        }
+        item_count(specs.len(), msg.body.len())?;
         Ok(msg.body)
     }
 
@@ -118,15 +119,9 @@ impl Client {
         let pdu_ref = self.take_ref();
         let frame = codec::encode_write_request(pdu_ref, items)?;
         let answer = self.exchange(&frame).await?;
-        let msg = codec::decode_write_response(&answer)?;
+        let msg = codec::decode_write_response(&answer).map_err(|e| refused(e, pdu_ref))?;
         self.check_ref(pdu_ref, msg.pdu_ref)?;
-        if msg.body.len() != items.len() {
-            return Err(S7Error::Mismatch(format!(
-                "wrote {} items, got {} return codes",
-                items.len(),
-                msg.body.len()
-            )));
-        }
+        item_count(items.len(), msg.body.len())?;
         Ok(msg.body)
     }
 
@@ -181,10 +176,44 @@ impl Client {
     }
 }
 
+/// A header error answering our request is a refusal; one for another request is a stream
+/// out of step.
+fn refused(e: CodecError, sent: u16) -> S7Error {
+    match e {
+        CodecError::Plc {
+            pdu_ref,
+            class,
+            code,
+        } if pdu_ref == sent => S7Error::Refused { class, code },
+        e => S7Error::Codec(e),
+    }
+}
+
+fn item_count(asked: usize, got: usize) -> Result<(), S7Error> {
+    if got == asked {
+        Ok(())
+    } else if 0 < got && got < asked {
+        Err(S7Error::ItemCount { asked, got })
+    } else {
+        Err(S7Error::Mismatch(format!(
+            "asked for {asked} items, got {got}"
+        )))
+    }
+}
+
 impl S7Error {
+    /// Whether the connection must be dropped: everything but an answer that refused the
+    /// request properly.
+    pub fn ends_session(&self) -> bool {
+        !matches!(self, S7Error::Refused { .. } | S7Error::ItemCount { .. })
+    }
+
     pub fn result(&self) -> petra_drivers::RequestResult {
         match self {
             S7Error::Timeout(_) => petra_drivers::RequestResult::Timeout,
+            S7Error::Refused { .. } | S7Error::ItemCount { .. } => {
+                petra_drivers::RequestResult::Exception
+            }
             _ => petra_drivers::RequestResult::Error,
         }
     }
@@ -193,7 +222,10 @@ impl S7Error {
         use petra_core::BadReason;
         match self {
             S7Error::Timeout(_) => BadReason::Timeout,
-            S7Error::Codec(_) | S7Error::Mismatch(_) => BadReason::DeviceError,
+            S7Error::Codec(_)
+            | S7Error::Mismatch(_)
+            | S7Error::Refused { .. }
+            | S7Error::ItemCount { .. } => BadReason::DeviceError,
             _ => BadReason::NotConnected,
         }
     }

@@ -28,6 +28,9 @@ pub struct S7Config {
     pub request_delay: Duration,
     /// Most unused bytes one read item may bridge between two points.
     pub merge_gap: u32,
+    /// Most items in one request (S7-300/400 CPUs and snap7 take at most 20); lowered at run
+    /// time when the PLC answers fewer items than asked.
+    pub max_items: usize,
     /// Longest wait between reconnect attempts.
     pub reconnect_max: Duration,
     pub points: Vec<S7Point>,

@@ -144,6 +144,10 @@ pub struct Driver {
     schedule: Schedule,
     /// The PDU size the plans are for (0: not planned yet).
     planned_pdu: u16,
+    /// Most items per read / write request: the configured `max_items`, lowered when the PLC
+    /// answers fewer items than asked.
+    read_cap: usize,
+    write_cap: usize,
 }
 
 impl Driver {
@@ -182,6 +186,8 @@ impl Driver {
                 .collect(),
             schedule,
             planned_pdu: 0,
+            read_cap: cfg.max_items,
+            write_cap: cfg.max_items,
             cfg,
             bus,
             status,
@@ -197,15 +203,16 @@ impl Driver {
         supervise(self, &status, max, cancel).await
     }
 
-    fn plan_config(&self, pdu: u16) -> PlanConfig {
+    fn plan_config(&self, pdu: u16, max_items: usize) -> PlanConfig {
         PlanConfig {
             merge_gap: self.cfg.merge_gap,
+            max_items,
             ..PlanConfig::new(pdu)
         }
     }
 
     fn plan(&mut self, pdu: u16) -> Result<(), S7Error> {
-        let cfg = self.plan_config(pdu);
+        let cfg = self.plan_config(pdu, self.read_cap);
         for g in &mut self.groups {
             g.reads = plan_points(&self.cfg.points, &g.points, &self.apart, &cfg)?;
         }
@@ -245,31 +252,28 @@ impl Driver {
             }
             match read_points(client, r, self.cfg.request_delay, Some(&self.status)).await {
                 Ok(items) => replan |= self.store(r, items),
+                Err(S7Error::ItemCount { got, .. }) => {
+                    tracing::info!(driver = %self.cfg.name, items = got,
+                        "the PLC answers at most {got} items per request; planning again");
+                    self.read_cap = got;
+                    replan = true;
+                }
                 Err(e) => {
-                    mark_bad(
-                        &self.bus,
-                        r.points.iter().map(|p| self.cfg.points[*p].signal),
-                        e.reason(),
-                    );
-                    result = Err(e);
-                    break;
+                    let signals = r.points.iter().map(|p| self.cfg.points[*p].signal);
+                    mark_bad(&self.bus, signals, e.reason());
+                    self.status.set_error(Some(format!("reading: {e}")));
+                    if e.ends_session() {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
         }
         self.groups[g].reads = reads;
-        if replan {
-            let cfg = self.plan_config(self.planned_pdu);
-            let grp = &mut self.groups[g];
-            grp.reads = plan_points(&self.cfg.points, &grp.points, &self.apart, &cfg)?;
-            // Read the split items at once rather than a poll period later.
+        if replan && result.is_ok() {
+            self.plan(self.planned_pdu)?;
+            // Read what the new plan covers at once rather than a poll period later.
             self.schedule.now(g);
-            let n: usize = self
-                .groups
-                .iter()
-                .flat_map(|g| &g.reads)
-                .map(|r| r.plan.requests.len())
-                .sum();
-            self.status.set_planned_requests(n);
         }
         result
     }
@@ -325,7 +329,19 @@ impl Driver {
         replan
     }
 
+    /// Writes every pending output; again with smaller requests when the PLC answered fewer
+    /// items than sent.
     async fn write_pending(&mut self, client: &mut Client) -> Result<(), S7Error> {
+        loop {
+            let cap = self.write_cap;
+            self.write_once(client).await?;
+            if self.write_cap == cap {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn write_once(&mut self, client: &mut Client) -> Result<(), S7Error> {
         let Some((outputs, out_points)) = &mut self.outputs else {
             return Ok(());
         };
@@ -355,9 +371,10 @@ impl Driver {
             self.status.set_pending_writes(0);
             return Ok(());
         }
-        let plan = plan_writes(&writes, &self.plan_config(self.planned_pdu))
+        let plan = plan_writes(&writes, &self.plan_config(self.planned_pdu, self.write_cap))
             .map_err(|e| S7Error::Mismatch(format!("cannot plan the writes: {e}")))?;
-        let mut answers = Vec::with_capacity(plan.requests.len());
+        // Per input write: Some(code) once a piece of it failed or was not written.
+        let mut failed: Vec<Option<String>> = vec![None; writes.len()];
         for (i, req) in plan.requests.iter().enumerate() {
             if i > 0 {
                 self.pace().await;
@@ -368,30 +385,45 @@ impl Driver {
                 Ok(_) => RequestResult::Exception,
                 Err(e) => e.result(),
             });
-            match r {
-                Ok(codes) => answers.push(codes),
-                Err(e) => {
+            // The codes, or why none of the request's items were written.
+            let codes: Result<Vec<ReturnCode>, String> = match r {
+                Ok(codes) => Ok(codes),
+                Err(S7Error::ItemCount { got, .. }) => {
+                    tracing::info!(driver = %self.cfg.name, items = got,
+                        "the PLC takes at most {got} items per write; writing again");
+                    self.write_cap = got;
+                    // Which items it took is not known: write_pending writes them all again
+                    // (writes are idempotent), in smaller requests.
+                    return Ok(());
+                }
+                Err(e) if e.ends_session() => {
                     self.status.count_write_failure();
                     return Err(e);
                 }
+                Err(e) => Err(e.to_string()),
+            };
+            for (j, &source) in req.sources.iter().enumerate() {
+                let why = match codes.as_ref().map(|c| c.get(j)) {
+                    Ok(Some(c)) if c.is_success() => continue,
+                    Ok(Some(c)) => format!("the PLC answered {c}"),
+                    Ok(None) => "no answer for the item".to_string(),
+                    Err(why) => why.clone(),
+                };
+                if let Some(slot @ None) = failed.get_mut(source) {
+                    *slot = Some(why);
+                }
             }
         }
-        let results = plan
-            .assemble(&answers)
-            .map_err(|e| S7Error::Mismatch(e.to_string()))?;
         let Some((outputs, out_points)) = &mut self.outputs else {
             return Ok(());
         };
-        for ((oi, v), r) in sources.into_iter().zip(results) {
-            match r {
-                Ok(()) => outputs.written(oi, &v),
-                Err(code) => {
+        for ((oi, v), why) in sources.into_iter().zip(failed) {
+            match why {
+                None => outputs.written(oi, &v),
+                Some(why) => {
                     let p = &self.cfg.points[out_points[oi]];
                     self.status.count_write_failure();
-                    let msg = format!(
-                        "writing `{}` ({}): the PLC answered {code}",
-                        p.signal_name, p.var.address
-                    );
+                    let msg = format!("writing `{}` ({}): {why}", p.signal_name, p.var.address);
                     tracing::warn!(driver = %self.cfg.name, "{msg}; will retry");
                     self.status.set_error(Some(msg));
                 }

@@ -37,19 +37,41 @@ pub struct Probe {
 pub async fn probe(cfg: &S7Config) -> Result<Probe, S7Error> {
     let mut client = Client::connect(cfg).await?;
     let pdu_size = client.pdu_size();
-    let pc = PlanConfig {
+    let mut pc = PlanConfig {
         merge_gap: cfg.merge_gap,
+        max_items: cfg.max_items,
         ..PlanConfig::new(pdu_size)
     };
     let all: Vec<usize> = (0..cfg.points.len()).collect();
     let mut apart = vec![false; cfg.points.len()];
     let mut rows: Vec<Option<ProbeRow>> = vec![None; cfg.points.len()];
     let mut todo = all.clone();
-    // At most two rounds: a point is moved apart once.
+    // A point is moved apart at most once, and the item cap only shrinks: this ends.
     while !todo.is_empty() {
         let mut again = Vec::new();
         for reads in plan_points(&cfg.points, &todo, &apart, &pc)? {
-            let items = driver::read_points(&mut client, &reads, cfg.request_delay, None).await?;
+            let items =
+                match driver::read_points(&mut client, &reads, cfg.request_delay, None).await {
+                    Ok(items) => items,
+                    Err(S7Error::ItemCount { got, .. }) => {
+                        // The PLC takes fewer items per request: plan these points again.
+                        pc.max_items = got;
+                        again.extend(&reads.points);
+                        continue;
+                    }
+                    Err(e) if !e.ends_session() => {
+                        for &pi in &reads.points {
+                            rows[pi] = Some(ProbeRow {
+                                raw: None,
+                                value: None,
+                                quality: Quality::Bad(e.reason()),
+                                error: Some(e.to_string()),
+                            });
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
             for (pi, item) in reads.points.iter().copied().zip(items) {
                 let p = &cfg.points[pi];
                 rows[pi] = Some(match item {

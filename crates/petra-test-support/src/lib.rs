@@ -12,8 +12,11 @@
 //! * [`run_schemathesis`] — fuzz a running HTTP API from its OpenAPI description.
 //! * [`modbus`] — a pymodbus server peer (TCP, or RTU over a socat pty pair) and a scripted
 //!   fault-injecting Modbus TCP server.
+//! * [`s7`] — a real S7 server peer in two implementations (python-snap7 3.3.0's pure Python
+//!   server and python-snap7 2.0.2's native snap7 C library) on a free port.
 
 pub mod modbus;
+pub mod s7;
 pub mod schemathesis;
 pub mod tls;
 

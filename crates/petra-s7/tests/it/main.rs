@@ -1,6 +1,7 @@
 //! One test binary for petra-s7 (each extra binary relinks everything).
 
 mod address;
+mod driver;
 mod frames;
 mod fuzz;
 mod golden;
