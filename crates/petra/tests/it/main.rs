@@ -3,6 +3,8 @@
 
 mod api;
 mod cli;
+mod live;
 mod modbus;
+mod s7;
 mod scenario;
 mod security;

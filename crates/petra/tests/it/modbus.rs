@@ -1,12 +1,12 @@
 //! `petra probe` and `petra run` with a Modbus driver, against pymodbus (TCP and RTU).
 
+use crate::live::Live;
 use petra_test_support::modbus::{ModbusSim, SimArea, SimLayout};
-use petra_test_support::{Child, DEFAULT_TIMEOUT, free_port, wait_until};
+use petra_test_support::{DEFAULT_TIMEOUT, free_port, wait_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 fn layout() -> SimLayout {
     SimLayout::new().unit(
@@ -345,76 +345,4 @@ fn reload_restarts_the_driver_with_its_new_points() {
     });
     assert_eq!(live.signal("f.cdab")["quality"], "good");
     live.stop();
-}
-
-/// `petra run` in `dir` (with a `server` on `port`), logged in as the first-run admin.
-struct Live {
-    petra: Child,
-    http: reqwest::blocking::Client,
-    token: String,
-    port: u16,
-}
-
-impl Live {
-    fn start(dir: &Path, port: u16) -> Live {
-        let mut petra = Child::spawn(
-            "petra run",
-            Command::new(env!("CARGO_BIN_EXE_petra"))
-                .current_dir(dir)
-                .args(["run", "plant.yaml", "--status-every", "0s"]),
-        );
-        let line = petra.wait_for_line("created user `admin` with password ", DEFAULT_TIMEOUT);
-        let password = line.rsplit(' ').next().unwrap().to_string();
-        petra.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
-        petra_server::tls::install_crypto_provider();
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        let token = http
-            .post(format!("http://127.0.0.1:{port}/api/v1/login"))
-            .json(&json!({"user": "admin", "password": password}))
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        Live {
-            petra,
-            http,
-            token,
-            port,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn signal(&self, name: &str) -> Value {
-        self.http
-            .get(self.url(&format!("/api/v1/signals/{name}")))
-            .bearer_auth(&self.token)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap()
-    }
-
-    fn metrics(&self) -> String {
-        self.http
-            .get(self.url("/metrics"))
-            .bearer_auth(&self.token)
-            .send()
-            .unwrap()
-            .text()
-            .unwrap()
-    }
-
-    fn stop(mut self) {
-        self.petra.terminate();
-        assert!(self.petra.wait_exit(DEFAULT_TIMEOUT).success());
-    }
 }
