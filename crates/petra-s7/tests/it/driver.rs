@@ -569,3 +569,37 @@ fn garbage_from_the_plc_ends_the_session_without_a_panic() {
     let e = r.status.last_error().unwrap();
     assert!(e.contains("TPKT version"), "{e}");
 }
+
+#[test]
+fn request_delay_paces_the_requests_of_a_split_poll() {
+    // 60 unmerged words at PDU 240: 4 requests per poll, 3 pauses between them.
+    let names: Vec<&'static str> = (0..60)
+        .map(|k| &*Box::leak(format!("v{k}").into_boxed_str()))
+        .collect();
+    let addrs: Vec<&'static str> = (0..60)
+        .map(|k| &*Box::leak(format!("DB1.DBW{}", k * 10).into_boxed_str()))
+        .collect();
+    let points: Vec<P> = names
+        .iter()
+        .zip(&addrs)
+        .map(|(n, a)| p(n, ValueType::Int, a, None))
+        .collect();
+    let sim = S7Sim::start(S7Impl::Native, &layout());
+    let delay = Duration::from_millis(100);
+    let r = Running::start_with(&points, |c| {
+        c.port = sim.port();
+        c.pdu_size = 240;
+        c.request_delay = delay;
+    });
+    r.wait_value("v0", i(0));
+    let ok = || r.status.requests(RequestResult::Ok);
+    let (start, first) = (std::time::Instant::now(), ok());
+    wait_until("eight more requests", WAIT, || ok() >= first + 8);
+    // Eight requests span at least two polls: at least six pauses between them.
+    assert!(
+        start.elapsed() >= delay * 6,
+        "8 requests in {:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.status.planned_requests(), 4);
+}
