@@ -454,7 +454,14 @@ pub(crate) fn compile(
         }
     }
     let (drivers, driver_writes) = match top.get("drivers") {
-        Some(n) => crate::drivers::drivers(cx, n, &sigs),
+        Some(n) => {
+            let ctx = crate::drivers::DriverContext {
+                plant: plant.map_or("petra", |p| p.0),
+                base_dir,
+                has_server: server.is_some(),
+            };
+            crate::drivers::drivers(cx, n, &sigs, &ctx)
+        }
         None => (Vec::new(), Vec::new()),
     };
     let tasks_node = top.get("tasks");

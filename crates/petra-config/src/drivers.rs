@@ -12,9 +12,10 @@ use petra_core::SignalId;
 use petra_modbus::{
     Area, DataType, Encoding, ModbusConfig, ModbusPoint, Mode, Order, Parity, SerialLine, Transport,
 };
+use petra_mqtt::MqttConfig;
 use petra_s7::S7Config;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// One configured driver.
@@ -22,6 +23,16 @@ use std::time::Duration;
 pub enum DriverPlan {
     Modbus(ModbusConfig),
     S7(S7Config),
+    Mqtt(MqttConfig),
+}
+
+/// What a driver's configuration may need from the rest of the file.
+pub(crate) struct DriverContext<'a> {
+    pub plant: &'a str,
+    /// For relative paths (certificates).
+    pub base_dir: &'a Path,
+    /// Whether there is a `server` section (commands need its audit log).
+    pub has_server: bool,
 }
 
 impl DriverPlan {
@@ -29,6 +40,7 @@ impl DriverPlan {
         match self {
             DriverPlan::Modbus(m) => &m.name,
             DriverPlan::S7(s) => &s.name,
+            DriverPlan::Mqtt(m) => &m.name,
         }
     }
 
@@ -37,6 +49,7 @@ impl DriverPlan {
         match self {
             DriverPlan::Modbus(m) => m.points.len(),
             DriverPlan::S7(s) => s.points.len(),
+            DriverPlan::Mqtt(m) => m.subscribe.len() + m.output_signals().len(),
         }
     }
 
@@ -45,6 +58,7 @@ impl DriverPlan {
         match self {
             DriverPlan::Modbus(m) => m.output_signals(),
             DriverPlan::S7(s) => s.output_signals(),
+            DriverPlan::Mqtt(m) => m.output_signals(),
         }
     }
 
@@ -53,12 +67,11 @@ impl DriverPlan {
         match self {
             DriverPlan::Modbus(_) => "modbus",
             DriverPlan::S7(_) => "s7",
+            DriverPlan::Mqtt(_) => "mqtt",
         }
     }
 }
 
-/// Driver types of spec section 2 that this version does not run yet.
-const LATER: &[&str] = &["mqtt"];
 const TYPES: &[&str] = &["modbus", "s7", "mqtt"];
 
 const MODBUS_DEFAULT_POLL: Duration = Duration::from_secs(1);
@@ -85,6 +98,7 @@ pub(crate) fn drivers(
     cx: &mut Cx<'_>,
     n: &Node,
     sigs: &Signals,
+    ctx: &DriverContext<'_>,
 ) -> (Vec<DriverPlan>, Vec<DriverWrite>) {
     let mut out = Vec::new();
     let mut writes = Vec::new();
@@ -120,18 +134,7 @@ pub(crate) fn drivers(
         let plan = match ty {
             "modbus" => modbus(cx, &mut m, sigs, &mut writes),
             "s7" => crate::drivers_s7::s7(cx, &mut m, sigs, &mut writes),
-            t if LATER.contains(&t) => {
-                cx.err(
-                    ty_at,
-                    "not-supported",
-                    format!(
-                        "driver type `{t}` is not supported yet by this version of Petra; \
-                         remove the driver"
-                    ),
-                );
-                m.rest();
-                None
-            }
+            "mqtt" => crate::drivers_mqtt::mqtt(cx, &mut m, sigs, ctx, &mut writes),
             _ => {
                 cx.err(
                     ty_at,

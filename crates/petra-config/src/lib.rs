@@ -22,6 +22,7 @@ mod blocks;
 mod compile;
 mod diag;
 mod drivers;
+mod drivers_mqtt;
 mod drivers_s7;
 mod env;
 pub mod scenario;
@@ -34,6 +35,8 @@ mod yaml;
 mod tests;
 #[cfg(test)]
 mod tests_drivers;
+#[cfg(test)]
+mod tests_drivers_mqtt;
 #[cfg(test)]
 mod tests_drivers_s7;
 

@@ -127,15 +127,30 @@ fn error(e: ConnectionError) -> MqttError {
     match e {
         ConnectionError::ConnectionRefused(code) => MqttError::Refused(match code {
             rumqttc::ConnectReturnCode::BadUserNamePassword => {
-                "bad user name or password".to_string()
+                "bad user name or password; check `username` and `password`".to_string()
             }
-            rumqttc::ConnectReturnCode::NotAuthorized => "not authorized".to_string(),
+            rumqttc::ConnectReturnCode::NotAuthorized => {
+                "not authorized; check `username` and `password`".to_string()
+            }
+            rumqttc::ConnectReturnCode::BadClientId => {
+                "the client id was refused; check `client_id`".to_string()
+            }
             other => format!("{other:?}"),
         }),
         ConnectionError::Tls(e) => MqttError::Tls(e.to_string()),
         ConnectionError::NetworkTimeout => MqttError::Timeout(std::time::Duration::ZERO),
         other => MqttError::Connection(other.to_string()),
     }
+}
+
+/// Whether `f` is a valid subscription filter (`+` a whole level, `#` the whole last one).
+pub fn valid_filter(f: &str) -> bool {
+    rumqttc::valid_filter(f)
+}
+
+/// Whether `t` is a valid topic to publish to (no wildcards).
+pub fn valid_topic(t: &str) -> bool {
+    rumqttc::valid_topic(t)
 }
 
 impl Link {

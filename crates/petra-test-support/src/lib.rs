@@ -6,7 +6,10 @@
 //! * [`wait_until`] — poll a condition with a deadline instead of sleeping for a guessed time.
 //! * [`Child`] — a child process (Petra or a peer) whose output is collected line by line, that
 //!   can be signalled and that is killed when dropped, so a failing test leaves nothing behind.
-//! * [`Mosquitto`] — the MQTT broker peer on a free port.
+//! * [`Mosquitto`] — the MQTT broker peer on a free port (one anonymous listener).
+//! * [`mqtt`] — a mosquitto broker with plain, password, TLS and mutual TLS listeners that can be
+//!   stopped, killed and restarted on the same ports (persistent), and `mosquitto_sub` /
+//!   `mosquitto_pub` clients independent of Petra's to check what it publishes.
 //! * [`TestCa`] — a CA and a server certificate for `localhost` in a temp dir, and an HTTPS
 //!   client that trusts only that CA.
 //! * [`run_schemathesis`] — fuzz a running HTTP API from its OpenAPI description.
@@ -16,6 +19,7 @@
 //!   server and python-snap7 2.0.2's native snap7 C library) on a free port.
 
 pub mod modbus;
+pub mod mqtt;
 pub mod s7;
 pub mod schemathesis;
 pub mod tls;

@@ -49,6 +49,13 @@ pub fn probe(path: &Path, driver: &str, as_json: bool) -> ExitCode {
                 .map_err(|e| e.to_string()),
             "check `url` and that the device is on and reachable",
         ),
+        DriverPlan::Mqtt(_) => {
+            eprintln!(
+                "error: driver `{driver}` is MQTT; `petra probe` reads devices (Modbus, S7) — \
+                 watch the broker with mosquitto_sub instead"
+            );
+            return ExitCode::FAILURE;
+        }
         DriverPlan::S7(cfg) => (
             runtime
                 .block_on(petra_s7::probe(cfg))

@@ -284,7 +284,12 @@ struct DriverSet {
 }
 
 impl DriverSet {
-    fn start(plans: Vec<DriverPlan>, bus: &Arc<Bus>, feeds: Vec<Option<LatestFeed>>) -> DriverSet {
+    fn start(
+        plans: Vec<DriverPlan>,
+        bus: &Arc<Bus>,
+        feeds: Vec<Option<LatestFeed>>,
+        commands: Option<Arc<dyn petra_mqtt::Commands>>,
+    ) -> DriverSet {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut statuses = Vec::new();
@@ -305,6 +310,11 @@ impl DriverSet {
                     let driver = petra_s7::Driver::new(cfg, bus.clone(), status, feed);
                     tasks.spawn(driver.run(cancel.clone()).instrument(span));
                 }
+                DriverPlan::Mqtt(cfg) => {
+                    let driver =
+                        petra_mqtt::Driver::new(cfg, bus.clone(), status, feed, commands.clone());
+                    tasks.spawn(driver.run(cancel.clone()).instrument(span));
+                }
             }
         }
         DriverSet {
@@ -321,6 +331,21 @@ impl DriverSet {
             r.context("a driver task failed")?;
         }
         Ok(())
+    }
+}
+
+/// MQTT commands take the HTTP API's write path: the signal's `write` list must name `mqtt`,
+/// the value is type- and range-checked, and the write lands in the audit log.
+struct ApiCommands(Arc<Api>);
+
+impl petra_mqtt::Commands for ApiCommands {
+    fn apply(
+        &self,
+        signal: String,
+        value: serde_json::Value,
+        source: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move { self.0.mqtt_write(&signal, &value, &source).await })
     }
 }
 
@@ -411,7 +436,11 @@ impl Live {
     }
 
     fn start_drivers(&mut self, plans: Vec<DriverPlan>, feeds: Vec<Option<LatestFeed>>) {
-        let set = DriverSet::start(plans, &self.bus, feeds);
+        let commands = self
+            .api
+            .clone()
+            .map(|api| Arc::new(ApiCommands(api)) as Arc<dyn petra_mqtt::Commands>);
+        let set = DriverSet::start(plans, &self.bus, feeds, commands);
         if let Some(api) = &self.api {
             api.set_drivers(set.statuses.clone());
         }

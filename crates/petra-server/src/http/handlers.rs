@@ -32,6 +32,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The message for people, without the status.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -448,30 +453,65 @@ pub(crate) async fn write_signal(
     }
     let req: WriteRequest = json_body(body, "a JSON object with the field `value`")?;
     let value = checked_value(meta, &req.value)?;
+    let source = caller.source.to_string();
+    apply_write(&api, &signals, id, value, &caller.principal.user, &source).await?;
+    tracing::info!(user = %caller.principal.user, source = %caller.source, signal = name,
+        "signal written through the API");
+    signal_json(&signals, id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no signal `{name}`")))
+}
+
+/// Writes a checked value from outside: audit-logged first (an action that cannot be recorded
+/// is not done), serialised so the old value in the audit line is the one replaced.
+async fn apply_write(
+    api: &Arc<Api>,
+    signals: &Signals,
+    id: SignalId,
+    value: Value,
+    user: &str,
+    source: &str,
+) -> ApiResult<()> {
+    let name = signals.meta[id.index()].name.as_str();
     let _guard = api.write_lock.lock().await;
     let old = signals
         .bus
         .read(id)
         .map(|s| value_json(&s.value))
         .unwrap_or(serde_json::Value::Null);
-    let event = AuditEvent::new(
-        caller.principal.user.clone(),
-        caller.source.to_string(),
-        "signal.write",
-        name,
-    )
-    .change(old, value_json(&value));
-    audit(&api, event).await?;
+    let event = AuditEvent::new(user, source, "signal.write", name).change(old, value_json(&value));
+    audit(api, event).await?;
     let ts = Timestamp::from_system_time((api.clocks.wall)());
     signals
         .bus
         .write(id, value, Quality::Good, ts)
         .map_err(|e| ApiError::unprocessable("wrong_type", e.to_string()))?;
-    tracing::info!(user = %caller.principal.user, source = %caller.source, signal = name,
-        "signal written through the API");
-    signal_json(&signals, id)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no signal `{name}`")))
+    Ok(())
+}
+
+/// A command from MQTT (`{prefix}/write/{signal}`, `source` the topic): allowed when the
+/// signal's `write` list names `mqtt`; checked and audit-logged (user `mqtt`) like an API write.
+pub(crate) async fn mqtt_write(
+    api: &Arc<Api>,
+    name: &str,
+    value: &serde_json::Value,
+    source: &str,
+) -> Result<(), String> {
+    let signals = api.current();
+    let (id, meta) = signals
+        .find(name)
+        .ok_or_else(|| format!("no signal `{name}`"))?;
+    if !meta.mqtt {
+        return Err(format!(
+            "signal `{name}` may not be written over MQTT (its `write` list does not name `mqtt`)"
+        ));
+    }
+    let value = checked_value(meta, value).map_err(|e| e.message().to_string())?;
+    apply_write(api, &signals, id, value, "mqtt", source)
+        .await
+        .map_err(|e| e.message().to_string())?;
+    tracing::info!(source, signal = name, "signal written by an MQTT command");
+    Ok(())
 }
 
 /// The JSON value as a value of the signal's type, within its range; 422 otherwise.

@@ -57,6 +57,8 @@ pub struct SignalMeta {
     /// Roles named in the signal's `write` list (other entries, such as `mqtt`, are not API
     /// roles). Empty: read-only from outside.
     pub write: Vec<Role>,
+    /// The `write` list names `mqtt`: commands on `{prefix}/write/{signal}` may write it.
+    pub mqtt: bool,
 }
 
 impl SignalMeta {
@@ -71,6 +73,7 @@ impl SignalMeta {
                 min: s.min,
                 max: s.max,
                 write: s.write.iter().filter_map(|w| w.parse().ok()).collect(),
+                mqtt: s.write.iter().any(|w| w == "mqtt"),
             })
             .collect()
     }
@@ -314,6 +317,17 @@ impl Api {
 
     pub(crate) fn current(&self) -> Arc<Signals> {
         self.signals.borrow().clone()
+    }
+
+    /// A command from MQTT on topic `source`: applied when the signal's `write` list names
+    /// `mqtt`, type- and range-checked and audit-logged like an API write; `Err` says why not.
+    pub async fn mqtt_write(
+        self: &Arc<Self>,
+        signal: &str,
+        value: &serde_json::Value,
+        source: &str,
+    ) -> Result<(), String> {
+        handlers::mqtt_write(self, signal, value, source).await
     }
 }
 
