@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod live;
 mod modbus;
+mod mqtt;
 mod s7;
 mod scenario;
 mod security;
