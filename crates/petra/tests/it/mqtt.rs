@@ -122,3 +122,52 @@ fn run_publishes_takes_sensors_and_commands_and_leaves_a_last_will() {
         (&b"offline"[..], true)
     );
 }
+
+/// The quickstart with its commented MQTT driver switched on: a subscriber sees every signal.
+#[test]
+fn a_subscriber_sees_every_signal_of_the_quickstart() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let src = std::fs::read_to_string(repo.join("examples/quickstart.yaml")).unwrap();
+    let signals = src.split_once("\nsignals:").unwrap().1;
+    let signals = signals.split_once("\nblocks:").unwrap().0;
+    let names: Vec<String> = signals
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- { name: "))
+        .filter_map(|l| l.split(',').next())
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() >= 9, "{names:?}");
+    let broker = peer::Broker::start();
+    // Uncomment the example's driver, pointed at the test broker.
+    let (head, tail) = src
+        .split_once("# drivers:")
+        .expect("the example shows an MQTT driver");
+    let driver: String = format!("# drivers:{tail}")
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(
+            "127.0.0.1:1883",
+            &format!("127.0.0.1:{}", broker.plain_port()),
+        );
+    let config = format!("{head}{driver}\n")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", free_port()));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("quickstart.yaml"), config).unwrap();
+    let mut s = Sub::start(broker.plain(), "petra/quickstart/signals/#");
+    let mut petra = petra_test_support::Child::spawn(
+        "petra run",
+        std::process::Command::new(env!("CARGO_BIN_EXE_petra"))
+            .current_dir(dir.path())
+            .args(["run", "quickstart.yaml", "--status-every", "0s"]),
+    );
+    s.wait_for("every quickstart signal", |m| {
+        names.iter().all(|n| {
+            m.iter()
+                .any(|m| m.topic == format!("petra/quickstart/signals/{n}"))
+        })
+    });
+    petra.terminate();
+    assert!(petra.wait_exit(DEFAULT_TIMEOUT).success());
+}
