@@ -32,7 +32,7 @@ pub(crate) struct BlockOut {
 
 /// Entries of `inputs` / `outputs` / `params`, each consumed at most once.
 struct Entries<'n> {
-    v: Vec<(&'n Node, String, &'n Node)>,
+    v: Vec<(&'n Node<'n>, String, &'n Node<'n>)>,
     used: Vec<bool>,
 }
 
@@ -43,13 +43,13 @@ impl<'n> Entries<'n> {
         Entries { v, used }
     }
 
-    fn take(&mut self, key: &str) -> Option<(&'n Node, &'n Node)> {
+    fn take(&mut self, key: &str) -> Option<(&'n Node<'n>, &'n Node<'n>)> {
         let i = self.v.iter().position(|(_, k, _)| k == key)?;
         self.used[i] = true;
         Some((self.v[i].0, self.v[i].2))
     }
 
-    fn unused(&self) -> impl Iterator<Item = &(&'n Node, String, &'n Node)> {
+    fn unused(&self) -> impl Iterator<Item = &(&'n Node<'n>, String, &'n Node<'n>)> {
         self.v
             .iter()
             .zip(&self.used)
@@ -91,12 +91,12 @@ fn joined(names: &[String]) -> String {
         .join(", ")
 }
 
-fn value_type_of_const(n: &Node) -> Option<Value> {
-    Some(match &n.kind {
+fn value_type_of_const(n: &Node<'_>) -> Option<Value> {
+    Some(match n.kind() {
         Kind::Bool(b) => Value::Bool(*b),
         Kind::Int(i) => Value::Int(*i),
         Kind::Float(f) => Value::Float(*f),
-        Kind::Str(s) => Value::String(Arc::from(s.as_str())),
+        Kind::Str(s) => Value::String(Arc::from(&**s)),
         _ => return None,
     })
 }
@@ -218,12 +218,12 @@ impl Resolver<'_, '_, '_> {
                 );
             }
         };
-        let (v, num) = match (spec.ty, &n.kind) {
+        let (v, num) = match (spec.ty, n.kind()) {
             (ParamType::Bool, Kind::Bool(b)) => (ParamValue::Bool(*b), None),
             (ParamType::Int, Kind::Int(i)) => (ParamValue::Int(*i), Some(*i as f64)),
             (ParamType::Float, Kind::Float(f)) => (ParamValue::Float(*f), Some(*f)),
             (ParamType::Float, Kind::Int(i)) => (ParamValue::Float(*i as f64), Some(*i as f64)),
-            (ParamType::String, Kind::Str(s)) => (ParamValue::String(s.clone()), None),
+            (ParamType::String, Kind::Str(s)) => (ParamValue::String(s.to_string()), None),
             (ParamType::Duration, _) => {
                 let d = expect_duration(self.cx, n, &what)?;
                 (ParamValue::Duration(d), Some(d.as_secs_f64()))

@@ -6,7 +6,7 @@ use crate::diag::{Cx, Pos};
 use crate::drivers::DriverWrite;
 use crate::walk::{self, MapW, expect_seq, expect_str};
 use crate::yaml::{Kind, Node};
-use crate::{EngineOptions, Plan, SignalPlan};
+use crate::{DriverPlan, EngineOptions, Plan, SignalPlan};
 use petra_core::{SignalDef, SignalId, Value, ValueType};
 use petra_engine::{BlockInstance, Program, Registry, TaskSpec, graph};
 use std::collections::{HashMap, HashSet};
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// Sections of the full configuration (spec section 2) that this version does not run yet.
 /// Present ones are errors: silently ignoring them would let a plant believe it has alarms.
-pub(crate) const NOT_SUPPORTED: &[&str] = &["alarms", "notify", "history"];
+pub(crate) const NOT_SUPPORTED: &[&str] = &["alarms", "notify"];
 
 /// Roles that may be given write access to a signal.
 pub(crate) const ROLES: &[&str] = &["viewer", "operator", "engineer", "admin", "mqtt"];
@@ -56,12 +56,12 @@ pub(crate) struct Tasks {
 /// A value of a signal's type; an int literal is accepted for a float signal. Used for
 /// `initial` and `safe` here and for scenario `set`/`expect` values.
 pub(crate) fn value_of_type(cx: &mut Cx<'_>, n: &Node, ty: ValueType, what: &str) -> Option<Value> {
-    Some(match (ty, &n.kind) {
+    Some(match (ty, n.kind()) {
         (ValueType::Bool, Kind::Bool(b)) => Value::Bool(*b),
         (ValueType::Int, Kind::Int(i)) => Value::Int(*i),
         (ValueType::Float, Kind::Float(f)) => Value::Float(*f),
         (ValueType::Float, Kind::Int(i)) => Value::Float(*i as f64),
-        (ValueType::String, Kind::Str(s)) => Value::String(Arc::from(s.as_str())),
+        (ValueType::String, Kind::Str(s)) => Value::String(Arc::from(&**s)),
         (_, Kind::Bad) => return None,
         _ => {
             cx.err(
@@ -411,7 +411,7 @@ pub(crate) fn compile(
     base_dir: &Path,
     config_path: PathBuf,
 ) -> Option<Plan> {
-    if matches!(root.kind, Kind::Null) {
+    if matches!(root.kind(), Kind::Null) {
         cx.err(
             root.pos,
             "missing-key",
@@ -448,12 +448,17 @@ pub(crate) fn compile(
     if let Some(n) = top.get("signals")
         && let Some(items) = expect_seq(cx, n, "`signals`")
     {
+        // Exact: the list becomes the plan's, and 100,000 signals are 20 MB without slack.
+        sigs.list.reserve_exact(items.len());
         let mut seen = HashMap::new();
         for (i, it) in items.iter().enumerate() {
             signal(cx, it, i, &mut sigs, &mut seen);
         }
     }
-    let (drivers, driver_writes) = match top.get("drivers") {
+    let history = top
+        .opt_map(cx, "history")
+        .and_then(|m| crate::history::history(cx, m, &sigs, &data_dir));
+    let (mut drivers, driver_writes) = match top.get("drivers") {
         Some(n) => {
             let ctx = crate::drivers::DriverContext {
                 plant: plant.map_or("petra", |p| p.0),
@@ -516,6 +521,15 @@ pub(crate) fn compile(
         .enumerate()
         .filter_map(|(i, s)| s.plan.safe.clone().map(|v| (SignalId::from_index(i), v)))
         .collect();
+    // A running driver keeps its points for the whole run: no growth slack (100,000 Modbus
+    // points are 8 MB).
+    for d in &mut drivers {
+        match d {
+            DriverPlan::Modbus(m) => m.points.shrink_to_fit(),
+            DriverPlan::S7(s) => s.points.shrink_to_fit(),
+            DriverPlan::Mqtt(m) => m.subscribe.shrink_to_fit(),
+        }
+    }
     Some(Plan {
         plant: plant.map(|p| p.0.to_string()).unwrap_or_default(),
         config_path,
@@ -528,6 +542,7 @@ pub(crate) fn compile(
         engine,
         server,
         drivers,
+        history,
     })
 }
 
@@ -535,27 +550,38 @@ fn signal_name(sigs: &Signals, id: SignalId) -> &str {
     &sigs.list[id.index()].plan.def.name
 }
 
+/// Who writes a signal, for messages: "block `x`" / "driver `y`".
+#[derive(Clone, Copy, PartialEq)]
+enum Writer<'a> {
+    Block(&'a str),
+    Driver(&'a str),
+}
+
+impl std::fmt::Display for Writer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Writer::Block(b) => write!(f, "block `{b}`"),
+            Writer::Driver(d) => write!(f, "driver `{d}`"),
+        }
+    }
+}
+
 /// One writer per signal, across all tasks and drivers.
 fn check_writers(cx: &mut Cx<'_>, sigs: &Signals, blocks: &[BlockOut], drivers: &[DriverWrite]) {
-    // Writer name ("block `x`" / "driver `y`") and line of the first writer of each signal.
-    let mut writer: HashMap<SignalId, (String, usize)> = HashMap::new();
+    // The first writer of each signal and its line, by signal id.
+    let mut writer: Vec<Option<(Writer<'_>, usize)>> = vec![None; sigs.list.len()];
     let block_writes = blocks.iter().flat_map(|b| {
         b.writes
             .iter()
-            .map(move |(id, at)| (*id, *at, format!("block `{}`", b.name), false))
+            .map(move |(id, at)| (*id, *at, Writer::Block(&b.name), false))
     });
-    let driver_writes = drivers.iter().map(|d| {
-        (
-            d.signal,
-            d.at,
-            format!("driver `{}`", d.driver),
-            d.readwrite,
-        )
-    });
+    let driver_writes = drivers
+        .iter()
+        .map(|d| (d.signal, d.at, Writer::Driver(&d.driver), d.readwrite));
     // `readwrite` points take outside writes to the device: `write` roles are their purpose.
     for (id, at, who, outside_ok) in block_writes.chain(driver_writes) {
-        match writer.get(&id) {
-            Some((first, _)) if *first == who => cx.err(
+        match writer[id.index()] {
+            Some((first, _)) if first == who => cx.err(
                 at,
                 "multiple-writers",
                 format!(
@@ -589,7 +615,7 @@ fn check_writers(cx: &mut Cx<'_>, sigs: &Signals, blocks: &[BlockOut], drivers: 
                         ),
                     );
                 }
-                writer.insert(id, (who, at.line));
+                writer[id.index()] = Some((who, at.line));
             }
         }
     }

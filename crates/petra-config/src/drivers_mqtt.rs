@@ -351,7 +351,7 @@ fn publish(cx: &mut Cx<'_>, p: &mut MapW<'_>, sigs: &Signals) -> Option<Publish>
 }
 
 /// `*` matches any run of characters (also none); everything else matches itself.
-fn glob(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == name,
         Some((head, tail)) => {

@@ -25,6 +25,7 @@ mod drivers;
 mod drivers_mqtt;
 mod drivers_s7;
 mod env;
+mod history;
 pub mod scenario;
 mod server;
 mod units;
@@ -39,6 +40,8 @@ mod tests_drivers;
 mod tests_drivers_mqtt;
 #[cfg(test)]
 mod tests_drivers_s7;
+#[cfg(test)]
+mod tests_history;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use drivers::DriverPlan;
@@ -81,6 +84,8 @@ pub struct Plan {
     pub server: Option<ServerPlan>,
     /// The `drivers:` section, in declaration order.
     pub drivers: Vec<DriverPlan>,
+    /// The `history:` section, when present.
+    pub history: Option<petra_history::HistoryConfig>,
 }
 
 /// One declared signal with what the bus does not need to know.

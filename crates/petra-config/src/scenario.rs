@@ -343,7 +343,7 @@ fn walk_scenario(
     load_config: &dyn Fn(&Path) -> Result<Plan, ConfigError>,
     config_diags: &mut Option<Diagnostics>,
 ) -> Option<Walked> {
-    if matches!(root.kind, Kind::Null) {
+    if matches!(root.kind(), Kind::Null) {
         cx.err(
             root.pos,
             "missing-key",
@@ -524,7 +524,7 @@ fn set_value(
     ty: ValueType,
     what: &str,
 ) -> Option<(Option<Value>, Quality)> {
-    if !matches!(n.kind, Kind::Map(_)) {
+    if !matches!(n.kind(), Kind::Map(_)) {
         return value_of_type(cx, n, ty, what).map(|v| (Some(v), Quality::Good));
     }
     let mut m = MapW::new(cx, n, what)?;
@@ -558,7 +558,7 @@ fn expected(
     ty: ValueType,
     what: &str,
 ) -> Option<(Option<Expected>, QualityClass)> {
-    if !matches!(n.kind, Kind::Map(_)) {
+    if !matches!(n.kind(), Kind::Map(_)) {
         return value_of_type(cx, n, ty, what)
             .map(|v| (Some(Expected::Exact(v)), QualityClass::Good));
     }

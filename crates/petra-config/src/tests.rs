@@ -725,7 +725,7 @@ fn invalid_block_points_at_the_type() {
 
 #[test]
 fn unsupported_sections_are_errors_not_ignored() {
-    let src = "plant: demo\nalarms: []\nhistory: {}\n";
+    let src = "plant: demo\nalarms: []\nnotify: {}\n";
     let errs = errors(src);
     assert_eq!(errs.len(), 2, "{}", show(&errs));
     assert_eq!(
@@ -734,7 +734,7 @@ fn unsupported_sections_are_errors_not_ignored() {
     );
     assert_eq!(
         errs[1].message,
-        "`history` is not supported yet by this version of Petra; remove the section"
+        "`notify` is not supported yet by this version of Petra; remove the section"
     );
 }
 

@@ -9,6 +9,7 @@
 use crate::diag::{Cx, Pos};
 use crate::units::parse_duration;
 use crate::yaml::{Kind, Node};
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// Levenshtein distance, for "did you mean" hints.
@@ -91,7 +92,7 @@ pub(crate) fn check_name(cx: &mut Cx<'_>, name: &str, shown: &str, at: Pos, what
     false
 }
 
-fn wrong(cx: &mut Cx<'_>, n: &Node, what: &str, expected: &str) {
+fn wrong(cx: &mut Cx<'_>, n: &Node<'_>, what: &str, expected: &str) {
     if !n.is_bad() {
         cx.err(
             n.pos,
@@ -101,8 +102,8 @@ fn wrong(cx: &mut Cx<'_>, n: &Node, what: &str, expected: &str) {
     }
 }
 
-pub(crate) fn expect_str<'n>(cx: &mut Cx<'_>, n: &'n Node, what: &str) -> Option<&'n str> {
-    match &n.kind {
+pub(crate) fn expect_str<'n>(cx: &mut Cx<'_>, n: &'n Node<'_>, what: &str) -> Option<&'n str> {
+    match n.kind() {
         Kind::Str(s) => Some(s),
         _ => {
             wrong(cx, n, what, "a string");
@@ -111,8 +112,8 @@ pub(crate) fn expect_str<'n>(cx: &mut Cx<'_>, n: &'n Node, what: &str) -> Option
     }
 }
 
-pub(crate) fn expect_bool(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<bool> {
-    match n.kind {
+pub(crate) fn expect_bool(cx: &mut Cx<'_>, n: &Node<'_>, what: &str) -> Option<bool> {
+    match *n.kind() {
         Kind::Bool(b) => Some(b),
         _ => {
             wrong(cx, n, what, "true or false");
@@ -121,8 +122,8 @@ pub(crate) fn expect_bool(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<bool>
     }
 }
 
-pub(crate) fn expect_i64(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<i64> {
-    match n.kind {
+pub(crate) fn expect_i64(cx: &mut Cx<'_>, n: &Node<'_>, what: &str) -> Option<i64> {
+    match *n.kind() {
         Kind::Int(i) => Some(i),
         _ => {
             wrong(cx, n, what, "an int");
@@ -132,8 +133,8 @@ pub(crate) fn expect_i64(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<i64> {
 }
 
 /// A number; an int literal is accepted.
-pub(crate) fn expect_f64(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<f64> {
-    match n.kind {
+pub(crate) fn expect_f64(cx: &mut Cx<'_>, n: &Node<'_>, what: &str) -> Option<f64> {
+    match *n.kind() {
         Kind::Float(f) => Some(f),
         Kind::Int(i) => Some(i as f64),
         _ => {
@@ -144,14 +145,14 @@ pub(crate) fn expect_f64(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<f64> {
 }
 
 /// A duration string (`500ms`); a bare number is a `bad-duration` with a hint.
-pub(crate) fn expect_duration(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<Duration> {
-    match &n.kind {
+pub(crate) fn expect_duration(cx: &mut Cx<'_>, n: &Node<'_>, what: &str) -> Option<Duration> {
+    match n.kind() {
         Kind::Str(s) => match parse_duration(s) {
             Ok(d) => Some(d),
             Err(e) => {
                 let shown = n.shown();
-                let e = if n.written.is_some() {
-                    e.replace(s.as_str(), &shown)
+                let e = if n.written().is_some() {
+                    e.replace(&**s, &shown)
                 } else {
                     e
                 };
@@ -178,8 +179,12 @@ pub(crate) fn expect_duration(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<D
 }
 
 /// Items of a list; `null` (a key with nothing under it) is an empty list.
-pub(crate) fn expect_seq<'n>(cx: &mut Cx<'_>, n: &'n Node, what: &str) -> Option<&'n [Node]> {
-    match &n.kind {
+pub(crate) fn expect_seq<'n, 's>(
+    cx: &mut Cx<'_>,
+    n: &'n Node<'s>,
+    what: &str,
+) -> Option<&'n [Node<'s>]> {
+    match n.kind() {
         Kind::Seq(v) => Some(v),
         Kind::Null => Some(&[]),
         _ => {
@@ -193,7 +198,7 @@ pub(crate) fn expect_seq<'n>(cx: &mut Cx<'_>, n: &'n Node, what: &str) -> Option
 pub(crate) struct MapW<'n> {
     pub pos: Pos,
     /// (key node, key text, value)
-    entries: Vec<(&'n Node, String, &'n Node)>,
+    entries: Vec<(&'n Node<'n>, Cow<'n, str>, &'n Node<'n>)>,
     used: Vec<bool>,
     asked: Vec<&'static str>,
     /// Names the thing in messages: "signal `tank.level`", "the top level".
@@ -203,13 +208,14 @@ pub(crate) struct MapW<'n> {
 impl<'n> MapW<'n> {
     /// Wraps a mapping; reports `wrong-type` if `n` is not one and `duplicate-key` for every
     /// repeated key (the first one counts).
-    pub fn new(cx: &mut Cx<'_>, n: &'n Node, what: impl Into<String>) -> Option<MapW<'n>> {
+    pub fn new(cx: &mut Cx<'_>, n: &'n Node<'n>, what: impl Into<String>) -> Option<MapW<'n>> {
         let what = what.into();
-        let Kind::Map(entries) = &n.kind else {
+        let Kind::Map(entries) = n.kind() else {
             wrong(cx, n, &what, "a mapping (`key: value` lines)");
             return None;
         };
-        let mut out: Vec<(&'n Node, String, &'n Node)> = Vec::with_capacity(entries.len());
+        let mut out: Vec<(&'n Node<'n>, Cow<'n, str>, &'n Node<'n>)> =
+            Vec::with_capacity(entries.len());
         let mut used = Vec::with_capacity(entries.len());
         for (k, v) in entries {
             let text = k.key_text();
@@ -237,7 +243,7 @@ impl<'n> MapW<'n> {
     }
 
     /// The key and value of `key`, marking the key as known and used.
-    pub fn entry(&mut self, key: &'static str) -> Option<(&'n Node, &'n Node)> {
+    pub fn entry(&mut self, key: &'static str) -> Option<(&'n Node<'n>, &'n Node<'n>)> {
         if !self.asked.contains(&key) {
             self.asked.push(key);
         }
@@ -246,18 +252,18 @@ impl<'n> MapW<'n> {
         Some((self.entries[i].0, self.entries[i].2))
     }
 
-    pub fn get(&mut self, key: &'static str) -> Option<&'n Node> {
+    pub fn get(&mut self, key: &'static str) -> Option<&'n Node<'n>> {
         self.entry(key).map(|(_, v)| v)
     }
 
     /// Keys not asked for so far, with their key nodes (for maps whose keys are data, such as
     /// `inputs`). Marks them used.
-    pub fn rest(&mut self) -> Vec<(&'n Node, String, &'n Node)> {
+    pub fn rest(&mut self) -> Vec<(&'n Node<'n>, String, &'n Node<'n>)> {
         let mut v = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
             if !self.used[i] {
                 self.used[i] = true;
-                v.push((e.0, e.1.clone(), e.2));
+                v.push((e.0, e.1.to_string(), e.2));
             }
         }
         v
@@ -277,7 +283,7 @@ impl<'n> MapW<'n> {
         format!("`{key}` of {}", self.what)
     }
 
-    pub fn req(&mut self, cx: &mut Cx<'_>, key: &'static str) -> Option<&'n Node> {
+    pub fn req(&mut self, cx: &mut Cx<'_>, key: &'static str) -> Option<&'n Node<'n>> {
         let v = self.get(key);
         if v.is_none() {
             cx.err(
@@ -326,10 +332,13 @@ impl<'n> MapW<'n> {
 
     pub fn opt_map(&mut self, cx: &mut Cx<'_>, key: &'static str) -> Option<MapW<'n>> {
         let n = self.get(key)?;
-        if matches!(n.kind, Kind::Null) {
-            return MapW::new(cx, &EMPTY_MAP, self.desc(key)).map(|mut m| {
-                m.pos = n.pos;
-                m
+        if matches!(n.kind(), Kind::Null) {
+            return Some(MapW {
+                pos: n.pos,
+                entries: Vec::new(),
+                used: Vec::new(),
+                asked: Vec::new(),
+                what: self.desc(key),
             });
         }
         MapW::new(cx, n, self.desc(key))
@@ -360,12 +369,6 @@ impl<'n> MapW<'n> {
         }
     }
 }
-
-static EMPTY_MAP: Node = Node {
-    pos: Pos { line: 0, col: 0 },
-    kind: Kind::Map(Vec::new()),
-    written: None,
-};
 
 #[cfg(test)]
 mod tests {

@@ -16,34 +16,65 @@ use std::collections::HashMap;
 /// Most nodes that aliases (`*name`) may expand to, against "billion laughs" documents.
 const ALIAS_BUDGET: usize = 100_000;
 
+/// One node of the document, borrowing from the source text `'s`.
+///
+/// Kept small because a configuration of 100,000 points is a tree of over a million nodes:
+/// strings written as is borrow from the source instead of owning a copy, lists and mappings
+/// are boxed slices without spare capacity, and what is rare (the text as written before
+/// `${…}` expansion) is boxed away in [`Kind::Expanded`].
 #[derive(Clone, Debug)]
-pub(crate) struct Node {
+pub(crate) struct Node<'s> {
     pub pos: Pos,
-    pub kind: Kind,
-    /// For a scalar whose text had `${…}` references: the text as written. Messages show this
-    /// instead of the expanded value, which may be a secret.
-    pub written: Option<String>,
+    /// Read with [`Node::kind`], which looks through [`Kind::Expanded`].
+    kind: Kind<'s>,
 }
 
 #[derive(Clone, Debug)]
-pub(crate) enum Kind {
+pub(crate) enum Kind<'s> {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
-    Seq(Vec<Node>),
+    Str(Cow<'s, str>),
+    Seq(Box<[Node<'s>]>),
     /// Entries in document order, duplicates included.
-    Map(Vec<(Node, Node)>),
+    Map(Box<[(Node<'s>, Node<'s>)]>),
     /// A value already reported as an error (an unset environment variable, a bad tag): walkers
     /// skip it silently so one mistake gives one message.
     Bad,
+    /// A scalar whose text had `${…}` references. Never returned by [`Node::kind`].
+    Expanded(Box<Expanded<'s>>),
 }
 
-impl Node {
+#[derive(Clone, Debug)]
+pub(crate) struct Expanded<'s> {
+    /// The value after expansion (a scalar kind).
+    kind: Kind<'s>,
+    /// The text as written. Messages show this instead of the expanded value, which may be a
+    /// secret.
+    written: String,
+}
+
+impl<'s> Node<'s> {
+    /// What the node holds (for a scalar with `${…}` references: its expanded value).
+    pub fn kind(&self) -> &Kind<'s> {
+        match &self.kind {
+            Kind::Expanded(e) => &e.kind,
+            k => k,
+        }
+    }
+
+    /// For a scalar whose text had `${…}` references: the text as written.
+    pub fn written(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Expanded(e) => Some(&e.written),
+            _ => None,
+        }
+    }
+
     /// "a string", "an int", … for messages.
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
+        match self.kind() {
             Kind::Null => "nothing (null)",
             Kind::Bool(_) => "a bool",
             Kind::Int(_) => "an int",
@@ -51,38 +82,38 @@ impl Node {
             Kind::Str(_) => "a string",
             Kind::Seq(_) => "a list",
             Kind::Map(_) => "a mapping",
-            Kind::Bad => "an invalid value",
+            Kind::Bad | Kind::Expanded(_) => "an invalid value",
         }
     }
 
     /// The value as it may be shown in a message.
     pub fn shown(&self) -> String {
-        if let Some(w) = &self.written {
-            return w.clone();
+        if let Some(w) = self.written() {
+            return w.to_string();
         }
-        match &self.kind {
+        match self.kind() {
             Kind::Null => "null".into(),
             Kind::Bool(b) => b.to_string(),
             Kind::Int(i) => i.to_string(),
             Kind::Float(f) => f.to_string(),
-            Kind::Str(s) => s.clone(),
+            Kind::Str(s) => s.to_string(),
             Kind::Seq(_) => "[…]".into(),
             Kind::Map(_) => "{…}".into(),
-            Kind::Bad => "?".into(),
+            Kind::Bad | Kind::Expanded(_) => "?".into(),
         }
     }
 
     /// The text of a scalar used as a mapping key.
-    pub fn key_text(&self) -> String {
-        match &self.kind {
-            Kind::Str(s) => s.clone(),
+    pub fn key_text(&self) -> Cow<'_, str> {
+        match self.kind() {
+            Kind::Str(s) => Cow::Borrowed(s),
             Kind::Seq(_) | Kind::Map(_) => "<complex key>".into(),
-            _ => self.shown(),
+            _ => self.shown().into(),
         }
     }
 
     pub fn is_bad(&self) -> bool {
-        matches!(self.kind, Kind::Bad)
+        matches!(self.kind(), Kind::Bad)
     }
 }
 
@@ -93,32 +124,82 @@ fn pos(m: Marker) -> Pos {
     }
 }
 
-enum Frame {
+enum Frame<'s> {
     Seq {
         pos: Pos,
         anchor: usize,
-        items: Vec<Node>,
+        items: Vec<Node<'s>>,
     },
     Map {
         pos: Pos,
         anchor: usize,
-        entries: Vec<(Node, Node)>,
-        key: Option<Node>,
+        entries: Vec<(Node<'s>, Node<'s>)>,
+        key: Option<Node<'s>>,
     },
 }
 
-struct Builder<'e, 'c, 'f> {
+/// Byte offsets in the source for the parser's character indices (they differ only after
+/// non-ASCII text). Scalars come in source order, so a forward cursor makes this linear.
+struct Offsets<'s> {
+    src: &'s str,
+    ascii: bool,
+    chars: usize,
+    bytes: usize,
+}
+
+impl<'s> Offsets<'s> {
+    fn new(src: &'s str) -> Offsets<'s> {
+        Offsets {
+            src,
+            ascii: src.is_ascii(),
+            chars: 0,
+            bytes: 0,
+        }
+    }
+
+    fn byte(&mut self, char_index: usize) -> Option<usize> {
+        if self.ascii {
+            return (char_index <= self.src.len()).then_some(char_index);
+        }
+        if char_index < self.chars {
+            (self.chars, self.bytes) = (0, 0);
+        }
+        for c in self.src[self.bytes..].chars() {
+            if self.chars == char_index {
+                break;
+            }
+            self.chars += 1;
+            self.bytes += c.len_utf8();
+        }
+        (self.chars == char_index).then_some(self.bytes)
+    }
+
+    /// `text` as a slice of the source when it is written there as is (plain, or quoted without
+    /// escapes and on one line): most scalars are, and borrowing them keeps the tree small.
+    fn find(&mut self, text: &str, span: Span) -> Option<&'s str> {
+        let (start, end) = (self.byte(span.start.index())?, self.byte(span.end.index())?);
+        let written = self.src.get(start..end)?;
+        if written == text {
+            return Some(written);
+        }
+        let quoted = written.get(1..written.len().checked_sub(1)?)?;
+        (quoted == text).then_some(quoted)
+    }
+}
+
+struct Builder<'s, 'e, 'c, 'f> {
     cx: &'c mut Cx<'f>,
     env: &'e dyn Fn(&str) -> Option<String>,
-    stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
-    docs: Vec<Node>,
+    offsets: Offsets<'s>,
+    stack: Vec<Frame<'s>>,
+    anchors: HashMap<usize, Node<'s>>,
+    docs: Vec<Node<'s>>,
     budget: usize,
     /// Set when the document cannot be trusted any more (alias budget exceeded).
     fatal: bool,
 }
 
-fn move_to(n: &mut Node, at: Pos) {
+fn move_to(n: &mut Node<'_>, at: Pos) {
     n.pos = at;
     match &mut n.kind {
         Kind::Seq(v) => v.iter_mut().for_each(|c| move_to(c, at)),
@@ -130,7 +211,7 @@ fn move_to(n: &mut Node, at: Pos) {
     }
 }
 
-fn count(n: &Node) -> usize {
+fn count(n: &Node<'_>) -> usize {
     1 + match &n.kind {
         Kind::Seq(v) => v.iter().map(count).sum(),
         Kind::Map(e) => e.iter().map(|(k, v)| count(k) + count(v)).sum(),
@@ -138,12 +219,12 @@ fn count(n: &Node) -> usize {
     }
 }
 
-impl Builder<'_, '_, '_> {
+impl<'s> Builder<'s, '_, '_, '_> {
     fn is_key_next(&self) -> bool {
         matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
     }
 
-    fn insert(&mut self, node: Node, anchor: usize) {
+    fn insert(&mut self, node: Node<'s>, anchor: usize) {
         if anchor > 0 {
             self.anchors.insert(anchor, node.clone());
         }
@@ -159,18 +240,22 @@ impl Builder<'_, '_, '_> {
 
     fn scalar(
         &mut self,
-        text: Cow<'_, str>,
+        text: Cow<'s, str>,
         style: ScalarStyle,
-        tag: Option<Cow<'_, Tag>>,
-        at: Pos,
-    ) -> Node {
+        tag: Option<Cow<'s, Tag>>,
+        span: Span,
+    ) -> Node<'s> {
+        let at = pos(span.start);
         let mut written = None;
-        let mut text = text.into_owned();
+        let mut text = match self.offsets.find(&text, span) {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(shrunk(text.into_owned())),
+        };
         if !self.is_key_next() {
             match env::expand(&text, self.env) {
                 Ok(None) => {}
                 Ok(Some(expanded)) => {
-                    written = Some(std::mem::replace(&mut text, expanded));
+                    written = Some(std::mem::replace(&mut text, Cow::Owned(expanded)).into_owned());
                 }
                 Err(EnvError::Unset(names)) => {
                     let list = names
@@ -199,13 +284,12 @@ impl Builder<'_, '_, '_> {
                 }
             }
         }
-        let kind = match Scalar::parse_from_cow_and_metadata(Cow::Owned(text), style, tag.as_ref())
-        {
+        let kind = match Scalar::parse_from_cow_and_metadata(text, style, tag.as_ref()) {
             Some(Scalar::Null) => Kind::Null,
             Some(Scalar::Boolean(b)) => Kind::Bool(b),
             Some(Scalar::Integer(i)) => Kind::Int(i),
             Some(Scalar::FloatingPoint(f)) => Kind::Float(f.into_inner()),
-            Some(Scalar::String(s)) => Kind::Str(s.into_owned()),
+            Some(Scalar::String(s)) => Kind::Str(s),
             None => {
                 let tag = tag
                     .map(|t| format!("{}{}", t.handle, t.suffix))
@@ -220,24 +304,29 @@ impl Builder<'_, '_, '_> {
                 Kind::Bad
             }
         };
-        Node {
-            pos: at,
-            kind,
-            written,
-        }
+        let kind = match written {
+            Some(written) => Kind::Expanded(Box::new(Expanded { kind, written })),
+            None => kind,
+        };
+        Node { pos: at, kind }
     }
 }
 
-fn bad(at: Pos) -> Node {
+/// `s` without spare capacity (the parser reserves generously for each scalar).
+fn shrunk(mut s: String) -> String {
+    s.shrink_to_fit();
+    s
+}
+
+fn bad(at: Pos) -> Node<'static> {
     Node {
         pos: at,
         kind: Kind::Bad,
-        written: None,
     }
 }
 
-impl<'input> SpannedEventReceiver<'input> for Builder<'_, '_, '_> {
-    fn on_event(&mut self, ev: Event<'input>, span: Span) {
+impl<'s> SpannedEventReceiver<'s> for Builder<'s, '_, '_, '_> {
+    fn on_event(&mut self, ev: Event<'s>, span: Span) {
         if self.fatal {
             return;
         }
@@ -264,8 +353,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_, '_, '_> {
                     Some(Frame::Seq { pos, anchor, items }) => (
                         Node {
                             pos,
-                            kind: Kind::Seq(items),
-                            written: None,
+                            kind: Kind::Seq(items.into_boxed_slice()),
                         },
                         anchor,
                     ),
@@ -277,8 +365,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_, '_, '_> {
                     }) => (
                         Node {
                             pos,
-                            kind: Kind::Map(entries),
-                            written: None,
+                            kind: Kind::Map(entries.into_boxed_slice()),
                         },
                         anchor,
                     ),
@@ -287,7 +374,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_, '_, '_> {
                 self.insert(node, anchor);
             }
             Event::Scalar(text, style, anchor, tag) => {
-                let node = self.scalar(text, style, tag, at);
+                let node = self.scalar(text, style, tag, span);
                 self.insert(node, anchor);
             }
             Event::Alias(id) => {
@@ -323,14 +410,15 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_, '_, '_> {
 
 /// Parses `src` into its one document. Syntax errors (code `yaml`) and environment errors are
 /// added to `cx`; `None` means nothing more can be checked.
-pub(crate) fn parse(
-    src: &str,
+pub(crate) fn parse<'s>(
+    src: &'s str,
     env: &dyn Fn(&str) -> Option<String>,
     cx: &mut Cx<'_>,
-) -> Option<Node> {
+) -> Option<Node<'s>> {
     let mut b = Builder {
         cx,
         env,
+        offsets: Offsets::new(src),
         stack: Vec::new(),
         anchors: HashMap::new(),
         docs: Vec::new(),
@@ -359,6 +447,62 @@ pub(crate) fn parse(
     Some(first.unwrap_or(Node {
         pos: Pos { line: 1, col: 1 },
         kind: Kind::Null,
-        written: None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(src: &str) -> Node<'_> {
+        let mut cx = Cx::new("t.yaml");
+        let n = parse(src, &|_| Some("v".into()), &mut cx).expect("parses");
+        assert!(cx.diags.is_empty(), "{:?}", cx.diags);
+        n
+    }
+
+    fn entries<'n>(n: &'n Node<'n>) -> &'n [(Node<'n>, Node<'n>)] {
+        match n.kind() {
+            Kind::Map(e) => e,
+            k => panic!("not a mapping: {k:?}"),
+        }
+    }
+
+    /// A 100,000-point configuration is over a million nodes: every byte here is a megabyte.
+    #[test]
+    fn nodes_stay_small() {
+        assert!(size_of::<Node<'_>>() <= 40, "{}", size_of::<Node<'_>>());
+        assert!(size_of::<Kind<'_>>() <= 24, "{}", size_of::<Kind<'_>>());
+    }
+
+    #[test]
+    fn strings_written_as_is_borrow_from_the_source() {
+        let src =
+            "é: ünïcode\nplain: p.00001\nsq: 'quoted'\ndq: \"a\\tb\"\nfolded: a\n  b\nenv: ${X}\n";
+        let root = parse_ok(src);
+        let got: Vec<(String, String, bool, Pos)> = entries(&root)
+            .iter()
+            .map(|(k, v)| {
+                let Kind::Str(s) = v.kind() else {
+                    panic!("{v:?}")
+                };
+                let borrowed = matches!(s, Cow::Borrowed(_));
+                assert!(matches!(k.kind(), Kind::Str(Cow::Borrowed(_))), "{k:?}");
+                (k.key_text().into_owned(), s.to_string(), borrowed, v.pos)
+            })
+            .collect();
+        let want = [
+            ("é", "ünïcode", true, (1, 4)),
+            ("plain", "p.00001", true, (2, 8)),
+            ("sq", "quoted", true, (3, 5)),
+            ("dq", "a\tb", false, (4, 5)),
+            ("folded", "a b", false, (5, 9)),
+            ("env", "v", false, (7, 6)),
+        ]
+        .map(|(k, v, b, (line, col))| (k.to_string(), v.to_string(), b, Pos { line, col }));
+        assert_eq!(got, want);
+        let env = &entries(&root)[5].1;
+        assert_eq!(env.written(), Some("${X}"));
+        assert_eq!(env.shown(), "${X}");
+    }
 }

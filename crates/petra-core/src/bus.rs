@@ -27,7 +27,6 @@ use crate::quality::{BadReason, Quality};
 use crate::time::Timestamp;
 use crate::value::{Value, ValueType};
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering, fence};
@@ -231,10 +230,38 @@ fn scalar_bits(v: &Value) -> u64 {
     }
 }
 
+/// Signal ids sorted by name: name lookup is a binary search over the declarations rather than
+/// a hash map holding a second copy of every name (for 100,000 signals 0.4 MB instead of 6 MB).
+struct NameIndex(Box<[SignalId]>);
+
+impl NameIndex {
+    /// The index, and the first signal (in declaration order) whose name was declared before.
+    fn new(defs: &[SignalDef]) -> (NameIndex, Option<usize>) {
+        let name = |id: &SignalId| defs[id.index()].name.as_str();
+        let mut ids: Vec<SignalId> = (0..defs.len()).map(SignalId::from_index).collect();
+        // Stable: equal names stay in declaration order, so the second of each run is a repeat.
+        ids.sort_by(|a, b| name(a).cmp(name(b)));
+        let duplicate = ids
+            .windows(2)
+            .filter(|w| name(&w[0]) == name(&w[1]))
+            .map(|w| w[1].index())
+            .min();
+        (NameIndex(ids.into_boxed_slice()), duplicate)
+    }
+
+    fn get(&self, defs: &[SignalDef], name: &str) -> Option<SignalId> {
+        let i = self
+            .0
+            .binary_search_by(|id| defs[id.index()].name.as_str().cmp(name))
+            .ok()?;
+        Some(self.0[i])
+    }
+}
+
 /// Declares the signals and the change feeds, then builds the [`Bus`].
 pub struct BusBuilder {
     defs: Vec<SignalDef>,
-    index: HashMap<Box<str>, SignalId>,
+    index: NameIndex,
     latest: Vec<Arc<LatestInner>>,
     lossless: Vec<Arc<LosslessInner>>,
 }
@@ -243,12 +270,9 @@ impl BusBuilder {
     /// Declares the signals, in id order. Fails on a duplicate name or an initial value of the
     /// wrong type.
     pub fn new(defs: Vec<SignalDef>) -> Result<BusBuilder, BusError> {
-        let mut index = HashMap::with_capacity(defs.len());
+        let (index, duplicate) = NameIndex::new(&defs);
         for (i, d) in defs.iter().enumerate() {
-            if index
-                .insert(d.name.clone().into_boxed_str(), SignalId::from_index(i))
-                .is_some()
-            {
+            if duplicate == Some(i) {
                 return Err(BusError::Duplicate(d.name.clone()));
             }
             if let Some(v) = &d.initial
@@ -271,7 +295,7 @@ impl BusBuilder {
 
     /// The id of a declared signal.
     pub fn id(&self, name: &str) -> Option<SignalId> {
-        self.index.get(name).copied()
+        self.index.get(&self.defs, name)
     }
 
     /// A coalesced latest-value feed of the given signals (all when `None`).
@@ -335,7 +359,7 @@ impl BusBuilder {
 pub struct Bus {
     defs: Box<[SignalDef]>,
     slots: Box<[Slot]>,
-    index: HashMap<Box<str>, SignalId>,
+    index: NameIndex,
     latest: Box<[Arc<LatestInner>]>,
     lossless: Box<[Arc<LosslessInner>]>,
 }
@@ -351,7 +375,7 @@ impl Bus {
 
     /// Name lookup, for setup and the API; the hot path uses ids.
     pub fn id(&self, name: &str) -> Option<SignalId> {
-        self.index.get(name).copied()
+        self.index.get(&self.defs, name)
     }
 
     /// The declaration of a signal.

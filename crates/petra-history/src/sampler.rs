@@ -189,7 +189,7 @@ mod tests {
         Sample {
             value: v,
             quality: q,
-            ts: Timestamp::from_unix_nanos(ms as i64 * 1_000_000),
+            ts: Timestamp::from_unix_nanos(ms * 1_000_000),
         }
     }
 

@@ -205,6 +205,19 @@ pub fn decode_registers(
     target: ValueType,
 ) -> Result<Value, CodecError> {
     check_register(enc, target).map_err(unsupported)?;
+    decode_checked(enc, regs, target)
+}
+
+/// [`decode_registers`] for an encoding that [`check`] accepted for `target`, as every point of
+/// a compiled configuration is: a poll decodes up to 125 values per request, and repeating the
+/// check for each cost more than the decoding. With an encoding the check would refuse, the
+/// value may be of another type than `target` (the bus then refuses it); it never panics.
+#[inline]
+pub fn decode_checked(
+    enc: &Encoding,
+    regs: &[u16],
+    target: ValueType,
+) -> Result<Value, CodecError> {
     let expected = usize::from(enc.ty.registers());
     if regs.len() != expected {
         return Err(CodecError::WrongLength {
@@ -234,13 +247,7 @@ pub fn decode_registers(
     };
     match (target, raw) {
         (ValueType::Int, Raw::Int(n)) => {
-            i64::try_from(n)
-                .map(Value::Int)
-                .map_err(|_| CodecError::OutOfRange {
-                    value: n.to_string(),
-                    target: "an int signal (at most 9223372036854775807)".into(),
-                    fix: "declare the signal as float",
-                })
+            i64::try_from(n).map(Value::Int).map_err(|_| beyond_int(n))
         }
         // check_register allows nothing else but float here.
         (_, raw) => {
@@ -256,6 +263,16 @@ pub fn decode_registers(
                 Err(CodecError::NotFinite)
             }
         }
+    }
+}
+
+/// Out of line, so that decoding a value stays a small function without the formatting.
+#[cold]
+fn beyond_int(n: i128) -> CodecError {
+    CodecError::OutOfRange {
+        value: n.to_string(),
+        target: "an int signal (at most 9223372036854775807)".into(),
+        fix: "declare the signal as float",
     }
 }
 
@@ -285,19 +302,19 @@ fn reorder(order: Order, words: &mut [u16]) {
     }
 }
 
-/// The raw bits of a 1-, 2- or 4-register number given in wire order.
+/// The raw bits of a 1-, 2- or 4-register number given in wire order. Reads the words in
+/// place: a copy into a buffer to reorder it (a `memcpy` call and a stalled reload) cost more
+/// than the rest of decoding a value.
+#[inline]
 fn wire_to_bits(order: Order, regs: &[u16]) -> u64 {
-    // At most four words: a stack copy, not an allocation per value on the poll path.
-    let mut buf = [0u16; 4];
     let n = regs.len().min(4);
-    buf[..n].copy_from_slice(&regs[..n]);
-    let words = &mut buf[..n];
-    if words.len() > 1 {
-        reorder(order, words);
-    }
-    words
-        .iter()
-        .fold(0u64, |acc, &w| (acc << 16) | u64::from(w))
+    // `reorder` for more than one word, without moving them.
+    let reverse = n > 1 && matches!(order, Order::Cdab | Order::Dcba);
+    let swap = n > 1 && matches!(order, Order::Badc | Order::Dcba);
+    (0..n).fold(0u64, |acc, i| {
+        let w = regs[if reverse { n - 1 - i } else { i }];
+        (acc << 16) | u64::from(if swap { w.swap_bytes() } else { w })
+    })
 }
 
 fn decode_string(regs: &[u16], len: u16, swap: bool) -> String {

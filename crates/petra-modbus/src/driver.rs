@@ -284,7 +284,9 @@ pub async fn write(
     Ok(())
 }
 
-/// The value of point `p` in the data of a request that starts at `start`.
+/// The value of point `p` in the data of a request that starts at `start`. The point's
+/// encoding must have passed [`codec::check`] (the configuration compiler checks every point).
+#[inline]
 pub fn decode(p: &ModbusPoint, start: u16, data: &Data) -> Result<Value, codec::CodecError> {
     let off = usize::from(p.address - start);
     match data {
@@ -293,7 +295,7 @@ pub fn decode(p: &ModbusPoint, start: u16, data: &Data) -> Result<Value, codec::
             let regs = &r[off..off + usize::from(p.count())];
             match p.encoding.bit {
                 Some(bit) => codec::decode_bit(regs[0] & (1 << bit) != 0, p.signal_type),
-                None => codec::decode_registers(&p.encoding, regs, p.signal_type),
+                None => codec::decode_checked(&p.encoding, regs, p.signal_type),
             }
         }
     }
@@ -373,7 +375,9 @@ impl Planner {
 
 /// A running Modbus driver.
 pub struct Driver {
-    cfg: ModbusConfig,
+    /// Shared with whoever started the driver (`petra run` keeps it to compare on reload):
+    /// 100,000 points are about 10 MB, kept once.
+    cfg: Arc<ModbusConfig>,
     bus: Arc<Bus>,
     status: Arc<DriverStatus>,
     /// Output points (`mode: write|readwrite`) and, for each, its index in `cfg.points`.
@@ -390,11 +394,12 @@ impl Driver {
     /// `writes` must be a change feed over the signals of the output points (see
     /// [`ModbusConfig::output_signals`]); `None` when there are none.
     pub fn new(
-        cfg: ModbusConfig,
+        cfg: impl Into<Arc<ModbusConfig>>,
         bus: Arc<Bus>,
         status: Arc<DriverStatus>,
         writes: Option<petra_core::LatestFeed>,
     ) -> Driver {
+        let cfg = cfg.into();
         let out_points: Vec<usize> = (0..cfg.points.len())
             .filter(|i| cfg.points[*i].mode.writes())
             .collect();
@@ -545,6 +550,14 @@ impl Driver {
                 }
             }
             let mut next = self.groups.iter().map(|g| g.due).min();
+            if next.is_some_and(|t| t <= Instant::now()) {
+                // Behind: poll again at once. A timer would round up to the next millisecond
+                // and leave the connection idle that long after every poll.
+                if cancel.is_cancelled() {
+                    return None;
+                }
+                continue;
+            }
             if self
                 .outputs
                 .as_ref()

@@ -77,6 +77,13 @@ pub struct Driver {
     logged: HashMap<String, Instant>,
     scratch: Vec<SignalId>,
     command_prefix: String,
+    /// Subscriptions whose filter has no wildcard, by topic (indices into `cfg.subscribe`,
+    /// ascending): a message finds them with one lookup instead of matching every filter.
+    exact: HashMap<String, Vec<usize>>,
+    /// Subscriptions with a wildcard (`+`, `#`), ascending: matched one by one.
+    wild: Vec<usize>,
+    /// The subscriptions the message at hand matches.
+    hits: Vec<usize>,
 }
 
 impl Driver {
@@ -111,8 +118,20 @@ impl Driver {
             f.set_waker(Arc::new(move || n2.notify_one()));
             (f, n)
         });
+        let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut wild = Vec::new();
+        for (k, s) in cfg.subscribe.iter().enumerate() {
+            if s.filter.contains(['+', '#']) {
+                wild.push(k);
+            } else {
+                exact.entry(s.filter.clone()).or_default().push(k);
+            }
+        }
         Driver {
             command_prefix: format!("{}/write/", cfg.prefix),
+            exact,
+            wild,
+            hits: Vec::new(),
             commands: if cfg.commands { commands } else { None },
             cfg,
             bus,
@@ -227,11 +246,16 @@ impl Driver {
             return;
         }
         let now = Timestamp::from_system_time(SystemTime::now());
-        for k in 0..self.cfg.subscribe.len() {
+        let mut hits = std::mem::take(&mut self.hits);
+        matching(
+            &self.exact,
+            &self.wild,
+            &self.cfg.subscribe,
+            &topic,
+            &mut hits,
+        );
+        for &k in &hits {
             let s = &self.cfg.subscribe[k];
-            if !rumqttc::matches(&topic, &s.filter) {
-                continue;
-            }
             match payload::parse(&body, s.signal_type, s.json.as_deref()) {
                 Ok(v) => {
                     self.status.count(RequestResult::Ok);
@@ -245,6 +269,7 @@ impl Driver {
                 }
             }
         }
+        self.hits = hits;
     }
 
     fn log_once(&mut self, topic: &str, msg: &str) {
@@ -321,6 +346,33 @@ impl Driver {
     }
 }
 
+/// The subscriptions (indices, ascending) whose filter `topic` matches, as
+/// `rumqttc::matches` says, into `out`: a filter without wildcards matches only its own topic
+/// (and, like every filter there, no topic starting with `$`).
+fn matching(
+    exact: &HashMap<String, Vec<usize>>,
+    wild: &[usize],
+    subs: &[crate::config::Subscription],
+    topic: &str,
+    out: &mut Vec<usize>,
+) {
+    out.clear();
+    if !topic.starts_with('$')
+        && let Some(ks) = exact.get(topic)
+    {
+        out.extend_from_slice(ks);
+    }
+    let n = out.len();
+    out.extend(
+        wild.iter()
+            .copied()
+            .filter(|&k| rumqttc::matches(topic, &subs[k].filter)),
+    );
+    if n > 0 && out.len() > n {
+        out.sort_unstable();
+    }
+}
+
 fn dedup(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v.dedup();
@@ -378,6 +430,43 @@ impl Device for Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_filters_are_looked_up_and_wildcards_matched_in_order() {
+        let sub = |filter: &str| crate::config::Subscription {
+            filter: filter.into(),
+            signal: SignalId::from_index(0),
+            signal_name: "x".into(),
+            signal_type: petra_core::ValueType::Int,
+            json: None,
+        };
+        let subs = [
+            sub("a/+"),
+            sub("a/b"),
+            sub("#"),
+            sub("a/b"),
+            sub("a/c"),
+            sub("$SYS/x"),
+        ];
+        let (mut exact, mut wild) = (HashMap::<String, Vec<usize>>::new(), Vec::new());
+        for (k, s) in subs.iter().enumerate() {
+            if s.filter.contains(['+', '#']) {
+                wild.push(k);
+            } else {
+                exact.entry(s.filter.clone()).or_default().push(k);
+            }
+        }
+        let mut out = Vec::new();
+        for topic in ["a/b", "a/c", "a/d", "b", "a/b/c", "$SYS/x", "", "a/b/"] {
+            matching(&exact, &wild, &subs, topic, &mut out);
+            let linear: Vec<usize> = (0..subs.len())
+                .filter(|&k| rumqttc::matches(topic, &subs[k].filter))
+                .collect();
+            assert_eq!(out, linear, "topic `{topic}`");
+        }
+        matching(&exact, &wild, &subs, "a/b", &mut out);
+        assert_eq!(out, [0, 1, 2, 3]);
+    }
 
     #[test]
     fn deadband_applies_to_numbers_only() {

@@ -22,6 +22,9 @@
 //! | `petra_driver_pending_writes` | gauge | `driver` | outputs waiting for the device |
 //! | `petra_driver_read_requests` | gauge | `driver` | read requests per full poll, as planned |
 //! | `petra_driver_points` | gauge | `driver` | points of the driver |
+//! | `petra_wal_bytes` | gauge | — | bytes of the history WAL |
+//! | `petra_history_rows_total` | counter | `sink`, `result` | rows stored (`ok`) or failed and retried (`error`) |
+//! | `petra_history_lag_rows` | gauge | `sink` | WAL rows the sink has not stored yet |
 //!
 //! Labels come from bounded sets only: task and driver names (declared in the configuration, a
 //! handful), request results (a closed set) and the build version. No signal name, no free text. The other names of section 7
@@ -109,12 +112,85 @@ pub fn render(stats: &Stats, bus: &Bus) -> String {
 
 /// [`render`] plus the drivers' series.
 pub fn render_with_drivers(stats: &Stats, bus: &Bus, drivers: &[Arc<DriverStatus>]) -> String {
+    render_all(stats, bus, drivers, None)
+}
+
+/// [`render`] plus the drivers' and the history's series.
+pub fn render_all(
+    stats: &Stats,
+    bus: &Bus,
+    drivers: &[Arc<DriverStatus>],
+    history: Option<HistoryMetrics>,
+) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(EngineMetrics::collect(stats, bus)));
     if !drivers.is_empty() {
         registry.register_collector(Box::new(DriverMetrics::collect(drivers)));
     }
+    if let Some(h) = history {
+        registry.register_collector(Box::new(h));
+    }
     encode(&registry)
+}
+
+/// The history's counters at one instant (labels: sink names from a closed set).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistoryMetrics {
+    /// Bytes of the WAL's segment files.
+    pub wal_bytes: u64,
+    pub sinks: Vec<HistorySink>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistorySink {
+    /// `parquet` or `clickhouse`.
+    pub name: String,
+    /// Rows stored.
+    pub ok: u64,
+    /// Rows a write failed for (they stay in the WAL and are retried).
+    pub failed: u64,
+    /// Rows in the WAL the sink has not stored yet.
+    pub lag: u64,
+}
+
+impl Collector for HistoryMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        e.encode_descriptor(
+            "petra_wal_bytes",
+            "Bytes of the history WAL on disk.",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&(self.wal_bytes as i64))?;
+        let mut metric = e.encode_descriptor(
+            "petra_history_rows",
+            "History rows handed to a sink, by result: ok (stored), error (failed, retried).",
+            None,
+            MetricType::Counter,
+        )?;
+        for s in &self.sinks {
+            for (result, n) in [("ok", s.ok), ("error", s.failed)] {
+                let labels = [("sink", s.name.as_str()), ("result", result)];
+                metric
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+            }
+        }
+        let mut metric = e.encode_descriptor(
+            "petra_history_lag_rows",
+            "Rows in the WAL a sink has not stored yet.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for s in &self.sinks {
+            let labels = [("sink", s.name.as_str())];
+            metric
+                .encode_family(&labels)?
+                .encode_gauge(&(s.lag as i64))?;
+        }
+        Ok(())
+    }
 }
 
 /// The drivers' counters at one instant (labels: the driver's name from the configuration, and

@@ -17,7 +17,11 @@
 //!   fault-injecting Modbus TCP server.
 //! * [`s7`] — a real S7 server peer in two implementations (python-snap7 3.3.0's pure Python
 //!   server and python-snap7 2.0.2's native snap7 C library) on a free port.
+//! * [`clickhouse`] — a ClickHouse 18.16 server (Debian `clickhouse-server`) in a temp dir with
+//!   HTTP and HTTPS on free ports, a password user, that can be stopped, killed and restarted
+//!   with its data; a small independent HTTP client to query it.
 
+pub mod clickhouse;
 pub mod modbus;
 pub mod mqtt;
 pub mod s7;

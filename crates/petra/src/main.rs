@@ -82,6 +82,22 @@ enum Command {
         #[command(subcommand)]
         what: AuditCommand,
     },
+    /// The history's write-ahead log.
+    Wal {
+        #[command(subcommand)]
+        what: WalCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WalCommand {
+    /// Print a WAL directory's segments (positions, records, bytes, damage) and the sinks'
+    /// cursors, read-only (it works beside a running Petra). Exit status 1 when something is
+    /// damaged or the directory cannot be read.
+    Inspect {
+        /// The WAL directory (`history.wal.dir`, by default `data_dir/wal`).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -221,11 +237,32 @@ fn main() -> ExitCode {
         Command::Audit {
             what: AuditCommand::Verify { file },
         } => return admin::audit_verify(&file),
+        Command::Wal {
+            what: WalCommand::Inspect { dir },
+        } => return wal_inspect(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn wal_inspect(dir: &std::path::Path) -> ExitCode {
+    match petra_wal::inspect(dir) {
+        Ok(i) => {
+            print!("{i}");
+            let damaged = i.segments.iter().any(|s| !s.problems.is_empty());
+            if damaged {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -26,9 +26,15 @@
 use crate::{retain, rt};
 use anyhow::{Context, anyhow};
 use petra_config::{DriverPlan, EngineOptions, Plan, ServerPlan};
-use petra_core::{Bus, Clock, LatestFeed, SignalDef, SignalId, SystemClock};
+use petra_core::{
+    Bus, Clock, LatestFeed, LosslessFeed, OverflowPolicy, SignalDef, SignalId, SystemClock,
+};
 use petra_drivers::DriverStatus;
 use petra_engine::{Engine, EngineHandle, ReloadReport, Stats, StatsSource};
+use petra_history::{History, HistoryConfig, HistoryMetrics, Pace};
+use petra_modbus::ModbusConfig;
+use petra_mqtt::MqttConfig;
+use petra_s7::S7Config;
 use petra_server::http::{Api, ApiParts, ReloadRefused, ReloadRequest, SignalMeta, Signals};
 use petra_server::{AuditEvent, AuditLog, Users};
 use std::path::{Path, PathBuf};
@@ -74,15 +80,24 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         api_feed,
         retained,
         driver_feeds,
+        history_feed,
     } = build_bus(&plan, &*clock);
-    let driver_plans = plan.drivers.clone();
     let meta = SignalMeta::from_plan(&plan);
+    let driver_plans = plan.drivers;
+    let history_cfg = plan.history;
+    let history = match (&history_cfg, history_feed) {
+        (Some(cfg), Some(feed)) => Some(start_history(cfg, &bus, feed)?),
+        _ => None,
+    };
     let server_plan = plan.server.clone();
     let retain_path = plan.data_dir.join("retained.json");
     let restored = retain::restore(&retain_path, &bus, &retained);
     let engine_opts = plan.engine;
     let (plant, data_dir) = (plan.plant.clone(), plan.data_dir.clone());
     let engine = Engine::new(plan.program, bus.clone(), clock)?;
+    // The bus and the API's metadata say all the run needs about the signals: not kept twice
+    // (the declarations of 100,000 signals are 20 MB).
+    drop(plan.signals);
     let handle = engine.spawn(rt::setup(engine_opts.rt_priority, engine_opts.cpu))?;
     let stats = handle.stats();
     tracing::info!(plant = %plant, signals = bus.len(), tasks = stats.tasks.len(),
@@ -122,10 +137,14 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         server: server_plan,
         api: api.clone(),
         drivers: None,
+        history: None,
+        history_cfg: None,
     };
+    live.set_history(history_cfg, history);
     let result = runtime.block_on(async {
         live.start_io(retain_feed);
         live.start_drivers(driver_plans, driver_feeds);
+        release_freed_memory();
         let failed = CancellationToken::new();
         let http = match (api, listener) {
             (Some(api), Some(listener)) => {
@@ -163,6 +182,7 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         live.stop_drivers().await?;
         live.stop_io().await
     });
+    let history = live.take_history();
     let Live {
         handle,
         bus,
@@ -170,7 +190,12 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         retain_path,
         ..
     } = live;
-    handle.stop()?;
+    let stopped = handle.stop();
+    // After the last scan: its changes are recorded too.
+    if let Some(h) = history {
+        h.stop();
+    }
+    stopped?;
     if !retained.is_empty() {
         retain::save(&retain_path, &bus, &retained)
             .with_context(|| format!("cannot save retained values to {}", retain_path.display()))?;
@@ -251,6 +276,8 @@ struct BusParts {
     retained: Vec<SignalId>,
     /// For each driver of the plan: a feed of its output signals, if it has any.
     driver_feeds: Vec<Option<LatestFeed>>,
+    /// Every change of the recorded signals, for the history sampler.
+    history_feed: Option<LosslessFeed>,
 }
 
 fn build_bus(plan: &Plan, clock: &dyn Clock) -> BusParts {
@@ -266,18 +293,79 @@ fn build_bus(plan: &Plan, clock: &dyn Clock) -> BusParts {
             (!outs.is_empty()).then(|| builder.latest_feed(Some(&outs)))
         })
         .collect();
+    let history_feed = plan.history.as_ref().map(|h| {
+        let ids: Vec<SignalId> = h.signals.iter().map(|(id, _, _)| *id).collect();
+        // Kept changes until the sampler drains them (it runs continuously): a second of a
+        // very busy plant. Beyond it the newest are dropped and counted.
+        builder.lossless_feed(HISTORY_FEED, OverflowPolicy::DropNewest, Some(&ids))
+    });
     BusParts {
         bus: builder.build(clock.wall()),
         retain_feed,
         api_feed,
         retained,
         driver_feeds,
+        history_feed,
     }
+}
+
+const HISTORY_FEED: usize = 1 << 17;
+
+/// Starts the history of `cfg` on `feed`: the WAL, the sampler and a thread per sink. On a
+/// thread of its own, since a reload calls it from an async task and the ClickHouse sink's
+/// blocking HTTP client must not be made there.
+fn start_history(cfg: &HistoryConfig, bus: &Bus, feed: LosslessFeed) -> anyhow::Result<History> {
+    std::thread::scope(|s| {
+        s.spawn(|| start_history_here(cfg, bus, feed))
+            .join()
+            .map_err(|_| anyhow!("the history failed to start (a panic)"))?
+    })
+}
+
+fn start_history_here(
+    cfg: &HistoryConfig,
+    bus: &Bus,
+    feed: LosslessFeed,
+) -> anyhow::Result<History> {
+    // Paths relative to the working directory, as Petra was started, made absolute: the sinks
+    // keep them for the whole run.
+    let mut cfg = cfg.clone();
+    cfg.wal.dir = std::path::absolute(&cfg.wal.dir)?;
+    if let Some(p) = &mut cfg.parquet {
+        p.dir = std::path::absolute(&p.dir)?;
+    }
+    let cfg = &cfg;
+    let mut sinks: Vec<(Box<dyn petra_history::Sink>, Pace)> = Vec::new();
+    if let Some(p) = &cfg.parquet {
+        let pc = petra_history::parquet::ParquetConfig::from_settings(p)
+            .map_err(|e| anyhow!("history parquet: {e}"))?;
+        let sink = petra_history::parquet::ParquetSink::open(pc)
+            .map_err(|e| anyhow!("history parquet: {e}"))?;
+        let pace = Pace {
+            batch: 65_536,
+            max_wait: Duration::ZERO,
+            idle_flush: Duration::from_secs(30),
+        };
+        sinks.push((Box::new(sink), pace));
+    }
+    if let Some(c) = &cfg.clickhouse {
+        let cc = petra_history::clickhouse::ClickHouseConfig::from_settings(c);
+        let pace = Pace {
+            batch: c.batch,
+            max_wait: c.flush,
+            idle_flush: Duration::from_secs(1),
+        };
+        sinks.push((
+            Box::new(petra_history::clickhouse::ClickHouseSink::new(cc)),
+            pace,
+        ));
+    }
+    History::start(cfg, bus, feed, sinks).context("cannot start the history")
 }
 
 /// The running drivers: one task each, on one cancellation token.
 struct DriverSet {
-    plans: Vec<DriverPlan>,
+    plans: Vec<Running>,
     statuses: Vec<Arc<DriverStatus>>,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
@@ -293,7 +381,8 @@ impl DriverSet {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut statuses = Vec::new();
-        for (plan, feed) in plans.iter().zip(feeds) {
+        let mut running = Vec::with_capacity(plans.len());
+        for (plan, feed) in plans.into_iter().zip(feeds) {
             let status = Arc::new(DriverStatus::new(
                 plan.name(),
                 plan.kind(),
@@ -301,24 +390,33 @@ impl DriverSet {
             ));
             statuses.push(status.clone());
             let span = info_span!("driver", name = %plan.name());
-            match plan.clone() {
+            match plan {
                 DriverPlan::Modbus(cfg) => {
-                    let driver = petra_modbus::Driver::new(cfg, bus.clone(), status, feed);
+                    let cfg = Arc::new(cfg);
+                    let driver = petra_modbus::Driver::new(cfg.clone(), bus.clone(), status, feed);
                     tasks.spawn(driver.run(cancel.clone()).instrument(span));
+                    running.push(Running::Modbus(cfg));
                 }
                 DriverPlan::S7(cfg) => {
-                    let driver = petra_s7::Driver::new(cfg, bus.clone(), status, feed);
+                    let driver = petra_s7::Driver::new(cfg.clone(), bus.clone(), status, feed);
                     tasks.spawn(driver.run(cancel.clone()).instrument(span));
+                    running.push(Running::S7(cfg));
                 }
                 DriverPlan::Mqtt(cfg) => {
-                    let driver =
-                        petra_mqtt::Driver::new(cfg, bus.clone(), status, feed, commands.clone());
+                    let driver = petra_mqtt::Driver::new(
+                        cfg.clone(),
+                        bus.clone(),
+                        status,
+                        feed,
+                        commands.clone(),
+                    );
                     tasks.spawn(driver.run(cancel.clone()).instrument(span));
+                    running.push(Running::Mqtt(cfg));
                 }
             }
         }
         DriverSet {
-            plans,
+            plans: running,
             statuses,
             cancel,
             tasks,
@@ -331,6 +429,36 @@ impl DriverSet {
             r.context("a driver task failed")?;
         }
         Ok(())
+    }
+}
+
+/// The configuration of a running driver, kept to compare with a reloaded one and to restart
+/// the driver after a refused reload. A Modbus driver shares it rather than holding a copy:
+/// 100,000 points are about 10 MB.
+enum Running {
+    Modbus(Arc<ModbusConfig>),
+    S7(S7Config),
+    Mqtt(MqttConfig),
+}
+
+impl Running {
+    /// Whether the driver runs exactly `plan`.
+    fn runs(&self, plan: &DriverPlan) -> bool {
+        match (self, plan) {
+            (Running::Modbus(a), DriverPlan::Modbus(b)) => **a == *b,
+            (Running::S7(a), DriverPlan::S7(b)) => a == b,
+            (Running::Mqtt(a), DriverPlan::Mqtt(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// The plan back, once the driver has stopped (then nothing else shares it).
+    fn into_plan(self) -> DriverPlan {
+        match self {
+            Running::Modbus(c) => DriverPlan::Modbus(Arc::unwrap_or_clone(c)),
+            Running::S7(c) => DriverPlan::S7(c),
+            Running::Mqtt(c) => DriverPlan::Mqtt(c),
+        }
     }
 }
 
@@ -404,9 +532,46 @@ struct Live {
     /// The HTTP API, told about new signals after a reload.
     api: Option<Arc<Api>>,
     drivers: Option<DriverSet>,
+    /// The running history and its configuration (a reload compares it).
+    history: Option<Arc<History>>,
+    history_cfg: Option<HistoryConfig>,
 }
 
 impl Live {
+    fn set_history(&mut self, cfg: Option<HistoryConfig>, history: Option<History>) {
+        let history = history.map(Arc::new);
+        if let Some(api) = &self.api {
+            api.set_history(history.clone().map(|h| {
+                Arc::new(move || history_metrics(&h.metrics())) as petra_server::http::HistorySource
+            }));
+            api.set_history_query(cfg.as_ref().and_then(history_query));
+        }
+        self.history = history;
+        self.history_cfg = cfg;
+    }
+
+    /// The running history, no longer shown by the API.
+    fn take_history(&mut self) -> Option<History> {
+        if let Some(api) = &self.api {
+            api.set_history(None);
+        }
+        let h = self.history.take()?;
+        match Arc::try_unwrap(h) {
+            Ok(h) => Some(h),
+            Err(_) => {
+                tracing::error!("the history is still in use; it stops with the process");
+                None
+            }
+        }
+    }
+
+    /// Stops the history: everything sampled is synced to the WAL; sinks store what they can.
+    fn stop_history(&mut self) {
+        if let Some(h) = self.take_history() {
+            h.stop();
+        }
+    }
+
     fn start_io(&mut self, retain_feed: Option<LatestFeed>) {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -524,6 +689,7 @@ impl Live {
     /// reload leaves everything as it was.
     async fn reload(&mut self, why: &str) -> anyhow::Result<ReloadReport> {
         let result = self.try_reload().await;
+        release_freed_memory();
         match &result {
             Ok(r) => tracing::info!(
                 trigger = why,
@@ -578,8 +744,17 @@ impl Live {
             .as_ref()
             .map(|d| d.plans.as_slice())
             .unwrap_or(&[]);
-        let same_drivers = plan.drivers.as_slice() == running_drivers;
-        let same_bus = defs == self.bus.defs() && retained == self.retained && same_drivers;
+        let same_drivers = plan.drivers.len() == running_drivers.len()
+            && plan
+                .drivers
+                .iter()
+                .zip(running_drivers)
+                .all(|(p, r)| r.runs(p));
+        // The history's feed belongs to the bus too.
+        let same_bus = defs == self.bus.defs()
+            && retained == self.retained
+            && same_drivers
+            && plan.history == self.history_cfg;
         let meta = SignalMeta::from_plan(&plan);
         if same_bus {
             let engine = Engine::new(plan.program, self.bus.clone(), clock)?;
@@ -596,8 +771,10 @@ impl Live {
             api_feed,
             retained,
             driver_feeds,
+            history_feed,
         } = build_bus(&plan, &*clock);
-        let driver_plans = plan.drivers.clone();
+        let driver_plans = plan.drivers;
+        let history_cfg = plan.history;
         // Signals that stayed keep their live values (copied during the swap); new ones start
         // from their initial value, retained or not — the retained file only holds signals
         // of the running plan (it is rewritten on every change).
@@ -605,10 +782,12 @@ impl Live {
         self.stop_io().await?;
         let old_drivers = self
             .drivers
-            .as_ref()
-            .map(|d| d.plans.clone())
+            .as_mut()
+            .map(|d| std::mem::take(&mut d.plans))
             .unwrap_or_default();
         self.stop_drivers().await?;
+        let old_history = self.history_cfg.take();
+        self.stop_history();
         let report = self.handle.reload(engine);
         // Whatever happened, the async side runs again on the bus the engine now uses.
         if report.is_ok() {
@@ -619,6 +798,17 @@ impl Live {
             }
             self.start_io(feed);
             self.start_drivers(driver_plans, driver_feeds);
+            let history = match (&history_cfg, history_feed) {
+                (Some(cfg), Some(f)) => match start_history(cfg, &self.bus, f) {
+                    Ok(h) => Some(h),
+                    Err(e) => {
+                        tracing::error!("{e:#}; history is not recorded until the next reload");
+                        None
+                    }
+                },
+                _ => None,
+            };
+            self.set_history(history_cfg, history);
             if let Some(api) = &self.api {
                 api.set_signals(Signals::new(self.bus.clone(), meta, api_feed));
             }
@@ -626,10 +816,78 @@ impl Live {
             // The engine still runs on the old bus: so do the drivers, without output feeds
             // (those were taken by the stopped set; outputs resume with the next good reload).
             self.start_io(None);
+            if old_history.is_some() {
+                tracing::warn!(
+                    "the history stays stopped until a good reload (its feed belonged to the refused bus)"
+                );
+            }
             let feeds = old_drivers.iter().map(|_| None).collect();
+            let old_drivers = old_drivers.into_iter().map(Running::into_plan).collect();
             self.start_drivers(old_drivers, feeds);
         }
         Ok(report?)
+    }
+}
+
+/// Gives the heap freed since start-up (or a reload) back to the OS. Loading a configuration
+/// builds a YAML tree several times the size of the file and frees it once compiled, but glibc
+/// keeps those pages while longer-lived allocations sit above them: for 100,000 points that
+/// was most of the resident memory of the whole run.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only works on the allocator's own free lists; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Where `GET /api/v1/history` reads: the Parquet files, or ClickHouse when there are none.
+fn history_query(cfg: &HistoryConfig) -> Option<petra_server::http::HistoryQuery> {
+    use petra_server::http::StoredSample;
+    let convert = |rows: Vec<petra_history::Row>| -> Vec<StoredSample> {
+        rows.into_iter()
+            .map(|r| StoredSample {
+                ts_ms: r.ts_ms,
+                value: r.value,
+                text: r.text.map(|t| t.to_string()),
+                quality: r.quality,
+            })
+            .collect()
+    };
+    if let Some(p) = &cfg.parquet {
+        let dir = std::path::absolute(&p.dir).unwrap_or_else(|_| p.dir.clone());
+        return Some(Arc::new(move |signal, from, to, limit| {
+            petra_history::parquet::query(&dir, signal, from, to, limit)
+                .map(convert)
+                .map_err(|e| e.to_string())
+        }));
+    }
+    let c = petra_history::clickhouse::ClickHouseConfig::from_settings(cfg.clickhouse.as_ref()?);
+    // A client per query, made and dropped on the blocking thread the API runs queries on
+    // (reqwest's blocking client must not live in an async context).
+    Some(Arc::new(move |signal, from, to, limit| {
+        petra_history::clickhouse::ClickHouseSink::new(c.clone())
+            .query(signal, from, to, limit)
+            .map(convert)
+            .map_err(|e| e.to_string())
+    }))
+}
+
+fn history_metrics(m: &HistoryMetrics) -> petra_server::metrics::HistoryMetrics {
+    petra_server::metrics::HistoryMetrics {
+        wal_bytes: m.wal_bytes,
+        sinks: m
+            .sinks
+            .iter()
+            .map(
+                |(name, ok, failed, lag)| petra_server::metrics::HistorySink {
+                    name: name.clone(),
+                    ok: *ok,
+                    failed: *failed,
+                    lag: *lag,
+                },
+            )
+            .collect(),
     }
 }
 

@@ -43,6 +43,43 @@ fn duplicate_names_and_mistyped_initial_values_are_refused() {
 }
 
 #[test]
+fn names_are_found_among_many_and_the_first_repeat_is_reported() {
+    let names: Vec<String> = (0..1000)
+        .map(|i| format!("s{}", (i * 7919) % 1000))
+        .collect();
+    let bus = bus_of(
+        names
+            .iter()
+            .map(|n| SignalDef::new(n, ValueType::Int))
+            .collect(),
+    );
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(bus.id(n), Some(SignalId::from_index(i)), "{n}");
+    }
+    assert_eq!(bus.id("s1000"), None);
+    assert_eq!(bus.id(""), None);
+    // In declaration order: `b` repeats before `a` does; a wrong initial value before both.
+    let defs = |first_ok: bool| {
+        let first = SignalDef::new("z", ValueType::Int);
+        vec![
+            if first_ok {
+                first
+            } else {
+                first.with_initial(1.0)
+            },
+            SignalDef::new("a", ValueType::Int),
+            SignalDef::new("b", ValueType::Int),
+            SignalDef::new("b", ValueType::Int),
+            SignalDef::new("a", ValueType::Int),
+        ]
+    };
+    let dup = BusBuilder::new(defs(true));
+    assert_eq!(dup.err(), Some(BusError::Duplicate("b".into())));
+    let bad = BusBuilder::new(defs(false));
+    assert!(matches!(bad.err(), Some(BusError::TypeMismatch { .. })));
+}
+
+#[test]
 fn writes_are_type_checked_and_carry_quality_and_timestamp() {
     let bus = bus_of(vec![SignalDef::new("flag", ValueType::Bool)]);
     let id = bus.id("flag").unwrap();

@@ -608,12 +608,100 @@ pub(crate) async fn alarm_action(
     )))
 }
 
-pub(crate) async fn history(_caller: Caller) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "history is not available in this version of Petra",
-    )
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryParams {
+    signal: String,
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+const HISTORY_LIMIT: usize = 100_000;
+
+pub(crate) async fn history(
+    State(api): State<Arc<Api>>,
+    _caller: Caller,
+    query: Result<Query<HistoryParams>, QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{}; use ?signal=NAME&from=RFC3339&to=RFC3339&limit=N",
+            e.body_text()
+        ))
+    })?;
+    let Some(source) = api.history_query() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "this Petra keeps no history: its configuration has no `history` section",
+        ));
+    };
+    let name = check_name(&q.signal, "signal")?.to_string();
+    let signals = api.current();
+    let (_, meta) = signals
+        .find(&name)
+        .ok_or_else(|| ApiError::not_found(format!("no signal `{name}`")))?;
+    let ty = meta.ty;
+    let time = |key: &str, s: &str| -> ApiResult<i64> {
+        humantime::parse_rfc3339_weak(s)
+            .map(|t| {
+                Timestamp::from_system_time(t)
+                    .unix_nanos()
+                    .div_euclid(1_000_000)
+            })
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "`{key}` is `{s}`: {e}; write an RFC 3339 time such as 2026-12-04T14:00:00Z"
+                ))
+            })
+    };
+    let to = match &q.to {
+        Some(t) => time("to", t)?,
+        None => Timestamp::from_system_time((api.clocks.wall)())
+            .unix_nanos()
+            .div_euclid(1_000_000),
+    };
+    let from = match &q.from {
+        Some(f) => time("from", f)?,
+        None => to - 3_600_000,
+    };
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=HISTORY_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be between 1 and {HISTORY_LIMIT}"
+        )));
+    }
+    let who = name.clone();
+    let rows = tokio::task::spawn_blocking(move || source(&who, from, to, limit + 1))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "history_unavailable",
+                format!("cannot read the history: {e}"),
+            )
+        })?;
+    let truncated = rows.len() > limit;
+    let samples: Vec<serde_json::Value> = rows
+        .iter()
+        .take(limit)
+        .map(|r| {
+            let value = match (ty, r.value, &r.text) {
+                (ValueType::Bool, Some(v), _) => json!(v != 0.0),
+                (ValueType::Int, Some(v), _) => json!(v as i64),
+                (ValueType::String, _, Some(t)) => json!(t),
+                (_, Some(v), _) if v.is_finite() => json!(v),
+                _ => serde_json::Value::Null,
+            };
+            let ts = Timestamp::from_unix_nanos(r.ts_ms.saturating_mul(1_000_000));
+            json!({"ts": ts.to_rfc3339_millis(), "value": value, "quality": r.quality})
+        })
+        .collect();
+    Ok(Json(
+        json!({"signal": name, "samples": samples, "truncated": truncated}),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,7 +755,8 @@ pub(crate) async fn reload(State(api): State<Arc<Api>>, caller: Caller) -> ApiRe
 pub(crate) async fn metrics(State(api): State<Arc<Api>>, _caller: Caller) -> Response {
     let stats = api.stats.load().get();
     let signals = api.current();
-    let text = crate::metrics::render_with_drivers(&stats, &signals.bus, &api.drivers.load());
+    let history = api.history_metrics();
+    let text = crate::metrics::render_all(&stats, &signals.bus, &api.drivers.load(), history);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 

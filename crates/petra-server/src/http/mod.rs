@@ -254,7 +254,29 @@ pub struct Api {
     pub(crate) events: tokio::sync::broadcast::Sender<events::Batch>,
     /// The running drivers, for `/ready` and `/metrics`.
     pub(crate) drivers: ArcSwap<Vec<Arc<DriverStatus>>>,
+    /// The running history's counters, for `/metrics`.
+    pub(crate) history: std::sync::Mutex<Option<HistorySource>>,
+    /// Where `GET /api/v1/history` reads from (`None`: no history is kept).
+    pub(crate) history_query: std::sync::Mutex<Option<HistoryQuery>>,
 }
+
+/// Reads the history's counters at scrape time.
+pub type HistorySource = Arc<dyn Fn() -> crate::metrics::HistoryMetrics + Send + Sync>;
+
+/// One stored sample as `GET /api/v1/history` serves it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSample {
+    pub ts_ms: i64,
+    /// Numbers, and bools as 0/1; `None` for string signals.
+    pub value: Option<f64>,
+    pub text: Option<String>,
+    pub quality: &'static str,
+}
+
+/// Reads stored samples: `(signal, from_ms, to_ms, limit)`, `from` inclusive, `to` exclusive,
+/// oldest first. Blocking (file or database IO): called on a blocking thread.
+pub type HistoryQuery =
+    Arc<dyn Fn(&str, i64, i64, usize) -> Result<Vec<StoredSample>, String> + Send + Sync>;
 
 /// What [`Api::new`] needs.
 pub struct ApiParts {
@@ -292,6 +314,8 @@ impl Api {
             shutdown: CancellationToken::new(),
             events: events::channel(),
             drivers: ArcSwap::from_pointee(Vec::new()),
+            history: std::sync::Mutex::new(None),
+            history_query: std::sync::Mutex::new(None),
         };
         (Arc::new(api), rx)
     }
@@ -317,6 +341,32 @@ impl Api {
 
     pub(crate) fn current(&self) -> Arc<Signals> {
         self.signals.borrow().clone()
+    }
+
+    /// Tells `/metrics` where the history's counters are (`None`: no history runs).
+    pub fn set_history(&self, source: Option<HistorySource>) {
+        *self.history.lock().unwrap_or_else(|e| e.into_inner()) = source;
+    }
+
+    /// Tells `GET /api/v1/history` where stored samples are (`None`: it answers 501).
+    pub fn set_history_query(&self, query: Option<HistoryQuery>) {
+        *self.history_query.lock().unwrap_or_else(|e| e.into_inner()) = query;
+    }
+
+    pub(crate) fn history_query(&self) -> Option<HistoryQuery> {
+        self.history_query
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn history_metrics(&self) -> Option<crate::metrics::HistoryMetrics> {
+        let source = self
+            .history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        source.map(|f| f())
     }
 
     /// A command from MQTT on topic `source`: applied when the signal's `write` list names

@@ -12,16 +12,13 @@ pub struct Live {
     pub http: reqwest::blocking::Client,
     pub token: String,
     port: u16,
+    password: String,
+    dir: std::path::PathBuf,
 }
 
 impl Live {
     pub fn start(dir: &Path, port: u16) -> Live {
-        let mut petra = Child::spawn(
-            "petra run",
-            Command::new(env!("CARGO_BIN_EXE_petra"))
-                .current_dir(dir)
-                .args(["run", "plant.yaml", "--status-every", "0s"]),
-        );
+        let mut petra = spawn(dir);
         let line = petra.wait_for_line("created user `admin` with password ", DEFAULT_TIMEOUT);
         let password = line.rsplit(' ').next().unwrap().to_string();
         petra.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
@@ -30,22 +27,25 @@ impl Live {
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap();
-        let token = http
-            .post(format!("http://127.0.0.1:{port}/api/v1/login"))
-            .json(&json!({"user": "admin", "password": password}))
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap()["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let token = login(&http, port, &password);
         Live {
             petra,
             http,
             token,
             port,
+            password,
+            dir: dir.to_path_buf(),
         }
+    }
+
+    /// Stops Petra cleanly and starts it again on the same directory, logged in again.
+    pub fn restart(&mut self) {
+        self.petra.terminate();
+        assert!(self.petra.wait_exit(DEFAULT_TIMEOUT).success());
+        self.petra = spawn(&self.dir);
+        self.petra
+            .wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
+        self.token = login(&self.http, self.port, &self.password);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -76,4 +76,25 @@ impl Live {
         self.petra.terminate();
         assert!(self.petra.wait_exit(DEFAULT_TIMEOUT).success());
     }
+}
+
+fn spawn(dir: &Path) -> Child {
+    Child::spawn(
+        "petra run",
+        Command::new(env!("CARGO_BIN_EXE_petra"))
+            .current_dir(dir)
+            .args(["run", "plant.yaml", "--status-every", "0s"]),
+    )
+}
+
+fn login(http: &reqwest::blocking::Client, port: u16, password: &str) -> String {
+    http.post(format!("http://127.0.0.1:{port}/api/v1/login"))
+        .json(&json!({"user": "admin", "password": password}))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod cli;
+mod history;
 mod live;
 mod modbus;
 mod mqtt;
