@@ -266,3 +266,42 @@ fn the_api_serves_recorded_samples_and_metrics_count_them() {
     );
     live.stop();
 }
+
+/// The quickstart records its signals into Parquet files duckdb can query.
+#[test]
+fn the_quickstart_records_history_that_duckdb_queries() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let src = std::fs::read_to_string(repo.join("examples/quickstart.yaml")).unwrap();
+    assert!(
+        src.contains("\nhistory:\n"),
+        "the quickstart records history"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let src = src.replace("127.0.0.1:8080", &format!("127.0.0.1:{}", free_port()));
+    std::fs::write(dir.path().join("plant.yaml"), src).unwrap();
+    let mut p = start(dir.path());
+    advance(dir.path(), 20);
+    p.terminate();
+    assert!(
+        p.wait_exit(DEFAULT_TIMEOUT).success(),
+        "{}",
+        p.output().join("\n")
+    );
+    let glob = dir.path().join("data/history/**/*.parquet");
+    let script = format!(
+        "import duckdb\nprint(duckdb.connect().execute(\"SELECT count(DISTINCT signal), count(*) FROM read_parquet('{}', hive_partitioning=true) WHERE signal = 'tank.level' OR true\").fetchone())",
+        glob.display()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // All nine signals have their first value recorded at least.
+    assert!(text.starts_with("(9, "), "{text}");
+}
