@@ -369,7 +369,30 @@ fn modbus_url(cx: &mut Cx<'_>, url: &str, at: Pos, what: &str) -> Option<Transpo
     bad(cx, "the scheme must be tcp:// or rtu://".into())
 }
 
-pub(crate) const MODES: &[&str] = &["read", "write", "readwrite"];
+const MODES: &[&str] = &["read", "write", "readwrite"];
+
+/// A point's `mode` (default `read`).
+pub(crate) fn point_mode(cx: &mut Cx<'_>, m: &mut MapW<'_>) -> Option<petra_modbus::Mode> {
+    use petra_modbus::Mode;
+    match m.opt_str(cx, "mode") {
+        Some(("read", _)) | None => Some(Mode::Read),
+        Some(("write", _)) => Some(Mode::Write),
+        Some(("readwrite", _)) => Some(Mode::ReadWrite),
+        Some((o, at)) => {
+            cx.err(
+                at,
+                "bad-value",
+                format!(
+                    "`mode` of {} is `{o}`; use {}{}",
+                    m.what,
+                    walk::list(MODES),
+                    walk::did_you_mean(o, MODES)
+                ),
+            );
+            None
+        }
+    }
+}
 
 /// One item of a Modbus driver's `points`. `defaults` are the driver's unit and poll.
 fn modbus_point(
@@ -542,24 +565,7 @@ fn modbus_point(
         );
     }
     let offset = m.opt_f64(cx, "offset");
-    let mode = match m.opt_str(cx, "mode") {
-        Some(("read", _)) | None => Some(Mode::Read),
-        Some(("write", _)) => Some(Mode::Write),
-        Some(("readwrite", _)) => Some(Mode::ReadWrite),
-        Some((o, at)) => {
-            cx.err(
-                at,
-                "bad-value",
-                format!(
-                    "`mode` of {} is `{o}`; use {}{}",
-                    m.what,
-                    walk::list(MODES),
-                    walk::did_you_mean(o, MODES)
-                ),
-            );
-            None
-        }
-    };
+    let mode = point_mode(cx, &mut m);
     let unit = match m.opt_i64(cx, "unit") {
         Some((u, at)) => unit_id(cx, u, at, &m.what),
         None => Some(defaults.0),

@@ -8,7 +8,7 @@
 
 use crate::compile::Signals;
 use crate::diag::{Cx, Pos};
-use crate::drivers::{DriverPlan, DriverWrite, MODES, positive};
+use crate::drivers::{DriverPlan, DriverWrite, point_mode, positive};
 use crate::walk::{self, MapW, expect_seq};
 use crate::yaml::Node;
 use petra_core::{SignalId, ValueType};
@@ -235,24 +235,7 @@ fn s7_point(
     let ty = m.opt_str(cx, "type");
     let length = m.opt_i64(cx, "length");
     let count = m.opt_i64(cx, "count");
-    let mode = match m.opt_str(cx, "mode") {
-        Some(("read", _)) | None => Some(Mode::Read),
-        Some(("write", _)) => Some(Mode::Write),
-        Some(("readwrite", _)) => Some(Mode::ReadWrite),
-        Some((o, at)) => {
-            cx.err(
-                at,
-                "bad-value",
-                format!(
-                    "`mode` of {} is `{o}`; use {}{}",
-                    m.what,
-                    walk::list(MODES),
-                    walk::did_you_mean(o, MODES)
-                ),
-            );
-            None
-        }
-    };
+    let mode = point_mode(cx, &mut m);
     let poll = positive(cx, &mut m, "poll").map(|p| p.unwrap_or(default_poll));
     let (what, pos) = (m.what.clone(), m.pos);
     m.finish(cx);
