@@ -24,7 +24,7 @@ mod supervise;
 pub use backoff::Backoff;
 pub use outputs::Outputs;
 pub use status::{DriverStatus, RequestResult};
-pub use supervise::{Device, RECONNECT_MIN, Schedule, poll_groups, supervise};
+pub use supervise::{Device, RECONNECT_MIN, Schedule, idle, poll_groups, supervise};
 
 use petra_core::{BadReason, Bus, Quality, SignalId, Timestamp};
 

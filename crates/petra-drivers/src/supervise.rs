@@ -166,6 +166,36 @@ impl Schedule {
     }
 }
 
+/// Waits until the next poll group is due, an output changed, failed writes are due for a
+/// retry (at the pace of the fastest group), or `cancel` fired. Returns `false` on cancel.
+pub async fn idle(
+    cancel: &CancellationToken,
+    schedule: &Schedule,
+    outputs: Option<&crate::Outputs>,
+) -> bool {
+    let mut next = schedule.next();
+    if outputs.is_some_and(|o| o.pending_count() > 0) {
+        let retry = Instant::now() + schedule.shortest().unwrap_or(Duration::from_secs(1));
+        next = Some(next.map_or(retry, |n| n.min(retry)));
+    }
+    let changed = async {
+        match outputs {
+            Some(o) => o.changed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = changed => true,
+        _ = async {
+            match next {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        } => true,
+    }
+}
+
 /// Groups point indices by poll period: `(period, points)` in increasing period order, from
 /// each point's period (`None`: the point is not polled).
 pub fn poll_groups(

@@ -31,7 +31,7 @@ use crate::planner::{PlanConfig, ReadPlan, Write, plan_reads, plan_reads_apart, 
 use crate::value;
 use petra_core::{BadReason, Bus, Quality, SignalId, Timestamp, Value};
 use petra_drivers::{
-    Device, DriverStatus, Outputs, RequestResult, Schedule, mark_bad, poll_groups, supervise,
+    Device, DriverStatus, Outputs, RequestResult, Schedule, idle, mark_bad, poll_groups, supervise,
 };
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -457,31 +457,9 @@ impl Driver {
                 }
                 self.schedule.polled(g);
             }
-            let mut next = self.schedule.next();
-            if self
-                .outputs
-                .as_ref()
-                .is_some_and(|o| o.0.pending_count() > 0)
-            {
-                let retry =
-                    Instant::now() + self.schedule.shortest().unwrap_or(Duration::from_secs(1));
-                next = Some(next.map_or(retry, |n| n.min(retry)));
-            }
-            let wait_writes = async {
-                match &self.outputs {
-                    Some((o, _)) => o.changed().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = cancel.cancelled() => return None,
-                _ = wait_writes => {}
-                _ = async {
-                    match next {
-                        Some(t) => tokio::time::sleep_until(t).await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
+            let outputs = self.outputs.as_ref().map(|o| &o.0);
+            if !idle(cancel, &self.schedule, outputs).await {
+                return None;
             }
         }
     }
