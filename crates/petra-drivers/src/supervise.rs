@@ -174,6 +174,11 @@ pub async fn idle(
     outputs: Option<&crate::Outputs>,
 ) -> bool {
     let mut next = schedule.next();
+    if next.is_some_and(|t| t <= Instant::now()) {
+        // Behind: poll again at once. A timer would round up to the next millisecond and leave
+        // the connection idle that long after every poll.
+        return !cancel.is_cancelled();
+    }
     if outputs.is_some_and(|o| o.pending_count() > 0) {
         let retry = Instant::now() + schedule.shortest().unwrap_or(Duration::from_secs(1));
         next = Some(next.map_or(retry, |n| n.min(retry)));

@@ -28,7 +28,10 @@ use crate::config::{ModbusConfig, ModbusPoint, Parity, Transport};
 use crate::plan::{self, Merge, PlanPoint, ReadRequest};
 use crate::point::Area;
 use petra_core::{BadReason, Bus, Quality, SignalId, Timestamp, Value};
-use petra_drivers::{Backoff, DriverStatus, Outputs, RequestResult, mark_bad};
+use petra_drivers::{
+    Backoff, Device, DriverStatus, Outputs, RECONNECT_MIN, RequestResult, Schedule, idle, mark_bad,
+    poll_groups, supervise,
+};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,9 +41,6 @@ use tokio_modbus::client::{Client, Context};
 use tokio_modbus::prelude::SlaveContext;
 use tokio_modbus::{ExceptionCode, Request, Response, Slave};
 use tokio_util::sync::CancellationToken;
-
-/// The first reconnect delay; doubles up to the driver's `reconnect_max`.
-const RECONNECT_MIN: Duration = Duration::from_millis(100);
 
 /// Why a request or a connect failed.
 #[derive(Debug, thiserror::Error)]
@@ -310,13 +310,12 @@ pub fn raw(p: &ModbusPoint, start: u16, data: &Data) -> Data {
     }
 }
 
-/// Points that share a poll period, with their current plan.
+/// Points that share a poll period (group `g` of the driver's [`Schedule`]), with their
+/// current plan.
 struct Group {
-    poll: Duration,
     /// Indices into the driver's points.
     points: Vec<usize>,
     requests: Vec<ReadRequest>,
-    due: Instant,
 }
 
 /// The read plan of a set of points, with each point's merge level; replanned when the device
@@ -386,6 +385,7 @@ pub struct Driver {
     out_index: Vec<Option<usize>>,
     planner: Planner,
     groups: Vec<Group>,
+    schedule: Schedule,
     /// Units that timed out, skipped until the instant.
     silent: HashMap<u8, (Backoff, Instant)>,
 }
@@ -415,27 +415,13 @@ impl Driver {
             (Outputs::new(feed, &outs), out_points)
         });
         let planner = Planner::new(cfg.points.len(), cfg.max_gap);
-        let mut polls: Vec<Duration> = cfg
-            .points
-            .iter()
-            .filter(|p| p.mode.reads())
-            .map(|p| p.poll)
-            .collect();
-        polls.sort();
-        polls.dedup();
-        let now = Instant::now();
-        let groups = polls
+        let groups = poll_groups(cfg.points.iter().map(|p| p.mode.reads().then_some(p.poll)));
+        let schedule = Schedule::new(groups.iter().map(|(p, _)| *p));
+        let groups = groups
             .into_iter()
-            .map(|poll| {
-                let points: Vec<usize> = (0..cfg.points.len())
-                    .filter(|i| cfg.points[*i].mode.reads() && cfg.points[*i].poll == poll)
-                    .collect();
-                Group {
-                    poll,
-                    requests: planner.plan(&cfg.points, &points),
-                    points,
-                    due: now,
-                }
+            .map(|(_, points)| Group {
+                requests: planner.plan(&cfg.points, &points),
+                points,
             })
             .collect();
         let d = Driver {
@@ -446,6 +432,7 @@ impl Driver {
             out_index,
             planner,
             groups,
+            schedule,
             silent: HashMap::new(),
         };
         d.report_plan();
@@ -466,64 +453,14 @@ impl Driver {
     }
 
     /// Runs until `cancel`.
-    pub async fn run(mut self, cancel: CancellationToken) {
-        let mut backoff = Backoff::new(RECONNECT_MIN, self.cfg.reconnect_max);
-        let target = target(&self.cfg.transport);
-        loop {
-            let connected = tokio::select! {
-                _ = cancel.cancelled() => return,
-                c = connect(&self.cfg) => c,
-            };
-            let mut ctx = match connected {
-                Ok(ctx) => ctx,
-                Err(e) => {
-                    if self.status.is_connected() || backoff.attempts() == 0 {
-                        tracing::warn!(driver = %self.cfg.name, %target, error = %e,
-                            "cannot reach the device; its points are bad until it answers");
-                    }
-                    self.status.set_connected(false);
-                    self.status.set_error(Some(e.to_string()));
-                    mark_bad(
-                        &self.bus,
-                        self.read_signals().collect::<Vec<_>>(),
-                        BadReason::NotConnected,
-                    );
-                    let wait = backoff.next_delay();
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => continue,
-                    }
-                }
-            };
-            if backoff.attempts() > 0 || self.status.connects() == 0 {
-                tracing::info!(driver = %self.cfg.name, %target, "connected");
-            }
-            // A serial port opens whether or not anything is on the line: an RTU device is
-            // connected from its first answer (see `answered`).
-            if matches!(self.cfg.transport, Transport::Tcp { .. }) {
-                self.status.set_connected(true);
-                self.status.set_error(None);
-            }
-            if let Some((o, _)) = &mut self.outputs {
-                o.reconnected(&self.bus);
-            }
-            let ended = self.session(&mut ctx, &cancel).await;
-            let _ = ctx.disconnect().await;
-            match ended {
-                None => return,
-                Some(e) => {
-                    tracing::debug!(driver = %self.cfg.name, error = %e, "session ended; reconnecting");
-                    self.status.set_error(Some(e.to_string()));
-                    // The first reconnect is immediate: most sessions end by a single lost
-                    // answer. If the device is really gone, connect fails and backs off.
-                    backoff.reset();
-                }
-            }
-        }
+    pub async fn run(self, cancel: CancellationToken) {
+        let status = self.status.clone();
+        let max = self.cfg.reconnect_max;
+        supervise(self, &status, max, cancel).await
     }
 
     /// Polls and writes until the session fails (returns the error) or `cancel` (None).
-    async fn session(
+    async fn session_loop(
         &mut self,
         ctx: &mut Context,
         cancel: &CancellationToken,
@@ -534,66 +471,18 @@ impl Driver {
             }
             let now = Instant::now();
             for g in 0..self.groups.len() {
-                if self.groups[g].due > now {
+                if !self.schedule.is_due(g, now) {
                     continue;
                 }
                 if let Err(e) = self.poll_group(ctx, g).await {
                     return Some(e);
                 }
-                let grp = &mut self.groups[g];
-                grp.due += grp.poll;
-                let now = Instant::now();
-                if grp.due <= now {
-                    // Behind (slow device, long timeouts): the missed polls are skipped, never
-                    // bursted, and the next one starts at once rather than a period later.
-                    grp.due = now;
-                }
+                self.schedule.polled(g);
             }
-            let mut next = self.groups.iter().map(|g| g.due).min();
-            if next.is_some_and(|t| t <= Instant::now()) {
-                // Behind: poll again at once. A timer would round up to the next millisecond
-                // and leave the connection idle that long after every poll.
-                if cancel.is_cancelled() {
-                    return None;
-                }
-                continue;
-            }
-            if self
-                .outputs
-                .as_ref()
-                .is_some_and(|o| o.0.pending_count() > 0)
-            {
-                // Failed writes are retried at the pace of polling.
-                let retry = Instant::now() + self.retry_every();
-                next = Some(next.map_or(retry, |n| n.min(retry)));
-            }
-            let wait_writes = async {
-                match &self.outputs {
-                    Some((o, _)) => o.changed().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = cancel.cancelled() => return None,
-                _ = wait_writes => {}
-                _ = async {
-                    match next {
-                        Some(t) => tokio::time::sleep_until(t).await,
-                        None => std::future::pending().await,
-                    }
-                } => {}
+            if !idle(cancel, &self.schedule, self.outputs.as_ref().map(|o| &o.0)).await {
+                return None;
             }
         }
-    }
-
-    /// How soon a failed write is tried again: the shortest poll period of the driver.
-    fn retry_every(&self) -> Duration {
-        self.cfg
-            .points
-            .iter()
-            .map(|p| p.poll)
-            .min()
-            .unwrap_or(Duration::from_secs(1))
     }
 
     async fn pace(&self) {
@@ -695,7 +584,7 @@ impl Driver {
             let grp = &mut self.groups[g];
             grp.requests = self.planner.plan(&self.cfg.points, &grp.points);
             // Read the split requests at once rather than a poll period later.
-            grp.due = Instant::now();
+            self.schedule.now(g);
             self.report_plan();
         }
         result
@@ -765,5 +654,50 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+impl Device for Driver {
+    type Link = Context;
+    type Error = ModbusError;
+
+    fn target(&self) -> String {
+        target(&self.cfg.transport)
+    }
+
+    async fn connect(&mut self) -> Result<Context, ModbusError> {
+        connect(&self.cfg).await
+    }
+
+    async fn session(
+        &mut self,
+        ctx: &mut Context,
+        cancel: &CancellationToken,
+    ) -> Option<ModbusError> {
+        self.session_loop(ctx, cancel).await
+    }
+
+    async fn close(&mut self, mut ctx: Context) {
+        let _ = ctx.disconnect().await;
+    }
+
+    fn unreachable(&mut self) {
+        mark_bad(
+            &self.bus,
+            self.read_signals().collect::<Vec<_>>(),
+            BadReason::NotConnected,
+        );
+    }
+
+    fn linked(&mut self) {
+        if let Some((o, _)) = &mut self.outputs {
+            o.reconnected(&self.bus);
+        }
+    }
+
+    /// A serial port opens whether or not anything is on the line: an RTU device is connected
+    /// from its first answer (see `answered`).
+    fn link_proves_device(&self) -> bool {
+        matches!(self.cfg.transport, Transport::Tcp { .. })
     }
 }
