@@ -20,6 +20,9 @@
 //! * [`clickhouse`] — a ClickHouse 18.16 server (Debian `clickhouse-server`) in a temp dir with
 //!   HTTP and HTTPS on free ports, a password user, that can be stopped, killed and restarted
 //!   with its data; a small independent HTTP client to query it.
+//! * [`twilio`] — Prism mocking Twilio's official OpenAPI description (validates form fields,
+//!   AccountSid and auth), and a scripted Twilio stand-in for the failures (429, 5xx, errors,
+//!   no answer) that records the requests.
 
 pub mod clickhouse;
 pub mod modbus;
@@ -27,6 +30,7 @@ pub mod mqtt;
 pub mod s7;
 pub mod schemathesis;
 pub mod tls;
+pub mod twilio;
 
 pub use schemathesis::run_schemathesis;
 pub use tls::TestCa;
