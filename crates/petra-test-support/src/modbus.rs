@@ -20,7 +20,7 @@
 //! * values start at 0 / `false` and are lost by [`ModbusSim::kill`] / [`ModbusSim::restart`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -43,8 +43,6 @@ pub const PYTHON_INSTALL: &str = "apt-get install -y python3 python3-pip";
 const SIM_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/modbus_sim.py");
 /// The prefix of the one line the script prints once it serves (or cannot).
 const TAG: &str = "PETRA-MODBUS-SIM";
-/// How long one control command may take before the test fails.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One of the four Modbus data areas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -452,36 +450,7 @@ impl ModbusSim {
         let Some(process) = &self.process else {
             panic!("modbus sim is not running (killed); cannot `{command}` — call restart()");
         };
-        let fail = |why: String| -> ! {
-            panic!(
-                "modbus sim control `{command}` failed: {why}; server output:\n{}",
-                process.output().join("\n")
-            )
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.control_port));
-        let stream = TcpStream::connect_timeout(&addr, CONTROL_TIMEOUT)
-            .unwrap_or_else(|e| fail(format!("cannot connect to its control port: {e}")));
-        stream
-            .set_read_timeout(Some(CONTROL_TIMEOUT))
-            .and_then(|()| stream.set_write_timeout(Some(CONTROL_TIMEOUT)))
-            .unwrap_or_else(|e| fail(format!("socket timeouts: {e}")));
-        (&stream)
-            .write_all(format!("{command}\n").as_bytes())
-            .unwrap_or_else(|e| fail(format!("cannot send: {e}")));
-        let mut line = String::new();
-        match BufReader::new(&stream).read_line(&mut line) {
-            Ok(0) => fail("it closed the connection without answering".into()),
-            Ok(_) => {}
-            Err(e) => fail(format!("no answer within {CONTROL_TIMEOUT:?}: {e}")),
-        }
-        let line = line.trim_end();
-        if line == "ok" {
-            return String::new();
-        }
-        match line.strip_prefix("ok ") {
-            Some(rest) => rest.to_string(),
-            None => fail(format!("it answered `{line}`")),
-        }
+        crate::control_command("modbus sim", process, self.control_port, command)
     }
 }
 

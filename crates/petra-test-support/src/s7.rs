@@ -34,11 +34,9 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use crate::{Child, DEFAULT_TIMEOUT, missing_peer_message, require, wait_until};
 
@@ -59,8 +57,6 @@ pub const PYTHON_INSTALL: &str = "apt-get install -y python3 python3-pip";
 const SIM_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/s7_sim.py");
 /// The prefix of the one line the script prints once it serves (or cannot).
 const TAG: &str = "PETRA-S7-SIM";
-/// How long one control command may take before the test fails.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The address every simulator serves on.
 const HOST: &str = "127.0.0.1";
 
@@ -450,40 +446,11 @@ impl S7Sim {
 
     /// Sends one control command; returns what follows `ok`. Panics on anything else.
     fn control(&self, command: &str) -> String {
-        let name = self.imp.name();
+        let name = format!("s7 sim ({})", self.imp.name());
         let Some(process) = &self.process else {
-            panic!("s7 sim ({name}) is not running (killed); cannot `{command}` — call restart()");
+            panic!("{name} is not running (killed); cannot `{command}` — call restart()");
         };
-        let fail = |why: String| -> ! {
-            panic!(
-                "s7 sim ({name}) control `{command}` failed: {why}; server output:\n{}",
-                process.output().join("\n")
-            )
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.control_port));
-        let stream = TcpStream::connect_timeout(&addr, CONTROL_TIMEOUT)
-            .unwrap_or_else(|e| fail(format!("cannot connect to its control port: {e}")));
-        stream
-            .set_read_timeout(Some(CONTROL_TIMEOUT))
-            .and_then(|()| stream.set_write_timeout(Some(CONTROL_TIMEOUT)))
-            .unwrap_or_else(|e| fail(format!("socket timeouts: {e}")));
-        (&stream)
-            .write_all(format!("{command}\n").as_bytes())
-            .unwrap_or_else(|e| fail(format!("cannot send: {e}")));
-        let mut line = String::new();
-        match BufReader::new(&stream).read_line(&mut line) {
-            Ok(0) => fail("it closed the connection without answering".into()),
-            Ok(_) => {}
-            Err(e) => fail(format!("no answer within {CONTROL_TIMEOUT:?}: {e}")),
-        }
-        let line = line.trim_end();
-        if line == "ok" {
-            return String::new();
-        }
-        match line.strip_prefix("ok ") {
-            Some(rest) => rest.to_string(),
-            None => fail(format!("it answered `{line}`")),
-        }
+        crate::control_command(&name, process, self.control_port, command)
     }
 }
 
