@@ -234,6 +234,46 @@ impl Mosquitto {
     }
 }
 
+/// How long one control command to a peer script may take before the test fails.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends one line to a peer script's control port on 127.0.0.1 (the Modbus and S7 simulators)
+/// and returns what follows `ok` in its one-line answer. Panics with the peer's output on
+/// anything else: a test cannot go on with a peer in an unknown state.
+pub(crate) fn control_command(name: &str, process: &Child, port: u16, command: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let fail = |why: String| -> ! {
+        panic!(
+            "{name} control `{command}` failed: {why}; server output:\n{}",
+            process.output().join("\n")
+        )
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = std::net::TcpStream::connect_timeout(&addr, CONTROL_TIMEOUT)
+        .unwrap_or_else(|e| fail(format!("cannot connect to its control port: {e}")));
+    stream
+        .set_read_timeout(Some(CONTROL_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(CONTROL_TIMEOUT)))
+        .unwrap_or_else(|e| fail(format!("socket timeouts: {e}")));
+    (&stream)
+        .write_all(format!("{command}\n").as_bytes())
+        .unwrap_or_else(|e| fail(format!("cannot send: {e}")));
+    let mut line = String::new();
+    match BufReader::new(&stream).read_line(&mut line) {
+        Ok(0) => fail("it closed the connection without answering".into()),
+        Ok(_) => {}
+        Err(e) => fail(format!("no answer within {CONTROL_TIMEOUT:?}: {e}")),
+    }
+    let line = line.trim_end();
+    if line == "ok" {
+        return String::new();
+    }
+    match line.strip_prefix("ok ") {
+        Some(rest) => rest.to_string(),
+        None => fail(format!("it answered `{line}`")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,45 +322,5 @@ mod tests {
         c.signal(libc::SIGTERM);
         let status = c.wait_exit(DEFAULT_TIMEOUT);
         assert!(!status.success());
-    }
-}
-
-/// How long one control command to a peer script may take before the test fails.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Sends one line to a peer script's control port on 127.0.0.1 (the Modbus and S7 simulators)
-/// and returns what follows `ok` in its one-line answer. Panics with the peer's output on
-/// anything else: a test cannot go on with a peer in an unknown state.
-pub(crate) fn control_command(name: &str, process: &Child, port: u16, command: &str) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let fail = |why: String| -> ! {
-        panic!(
-            "{name} control `{command}` failed: {why}; server output:\n{}",
-            process.output().join("\n")
-        )
-    };
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let stream = std::net::TcpStream::connect_timeout(&addr, CONTROL_TIMEOUT)
-        .unwrap_or_else(|e| fail(format!("cannot connect to its control port: {e}")));
-    stream
-        .set_read_timeout(Some(CONTROL_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(CONTROL_TIMEOUT)))
-        .unwrap_or_else(|e| fail(format!("socket timeouts: {e}")));
-    (&stream)
-        .write_all(format!("{command}\n").as_bytes())
-        .unwrap_or_else(|e| fail(format!("cannot send: {e}")));
-    let mut line = String::new();
-    match BufReader::new(&stream).read_line(&mut line) {
-        Ok(0) => fail("it closed the connection without answering".into()),
-        Ok(_) => {}
-        Err(e) => fail(format!("no answer within {CONTROL_TIMEOUT:?}: {e}")),
-    }
-    let line = line.trim_end();
-    if line == "ok" {
-        return String::new();
-    }
-    match line.strip_prefix("ok ") {
-        Some(rest) => rest.to_string(),
-        None => fail(format!("it answered `{line}`")),
     }
 }
