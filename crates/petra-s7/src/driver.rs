@@ -281,6 +281,12 @@ impl Driver {
     /// Puts one plan's results on the bus. Returns true when a point must be planned apart.
     fn store(&mut self, reads: &Reads, items: Vec<ItemResult>) -> bool {
         let now = Timestamp::from_system_time(SystemTime::now());
+        if let Some((o, _)) = &mut self.outputs {
+            // A write from outside that landed while this request was on the wire is pending
+            // from here on; otherwise the PLC's old value would overwrite it on the bus and it
+            // would never be sent.
+            o.collect(&self.bus);
+        }
         let mut replan = false;
         for (pi, item) in reads.points.iter().copied().zip(items) {
             let p = &self.cfg.points[pi];
