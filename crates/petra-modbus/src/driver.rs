@@ -629,6 +629,12 @@ impl Driver {
 
     fn store(&mut self, req: &ReadRequest, data: &Data) {
         let now = Timestamp::from_system_time(SystemTime::now());
+        if let Some((o, _)) = &mut self.outputs {
+            // A write from outside that landed while this request was on the wire is pending
+            // from here on; otherwise the device's old value would overwrite it on the bus and
+            // it would never be sent.
+            o.collect(&self.bus);
+        }
         for pi in &req.points {
             let p = &self.cfg.points[*pi];
             let out = self.out_index[*pi];

@@ -735,6 +735,34 @@ fn recovers_from_every_kind_of_bad_answer() {
     assert!(errors >= 7, "{errors} failed requests counted");
 }
 
+/// A write from outside that lands while a read of the same register is on the wire is still
+/// sent: the old value coming back must not overwrite it on the bus and so cancel it.
+#[test]
+fn a_write_while_its_register_is_being_read_is_not_lost() {
+    let server = FaultServer::start();
+    let pt = P {
+        mode: Mode::ReadWrite,
+        ..p(
+            "v",
+            ValueType::Int,
+            Area::Holding,
+            5,
+            Encoding::new(DataType::U16),
+        )
+    };
+    let d = Running::start(&server.url(), &[pt]);
+    d.wait_value("v", Value::Int(5));
+    // The next read is answered (with the old value, 5) 150 ms after it arrives.
+    server.push(Fault::Delay(Duration::from_millis(150)));
+    wait_until("the slow read is on the wire", WAIT, || {
+        server.pending() == 0
+    });
+    d.set("v", Value::Int(77));
+    wait_until("the write reaches the device", WAIT, || {
+        server.writes().contains(&(1, 5, vec![77]))
+    });
+}
+
 #[test]
 fn an_exception_marks_the_points_bad_and_keeps_the_session() {
     let server = FaultServer::start();

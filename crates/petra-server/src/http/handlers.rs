@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use petra_core::{Quality, Sample, SignalId, Timestamp, Value, ValueType};
+use petra_core::{Quality, Sample, SignalDef, SignalId, Timestamp, Value, ValueType};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -301,19 +301,19 @@ impl<S: Send + Sync> FromRequestParts<S> for ConnectInfoOpt {
 
 /// `{"name","type","value","quality","ts","unit"}` of signal `id`.
 pub(crate) fn signal_json(signals: &Signals, id: SignalId) -> Option<serde_json::Value> {
-    let meta = signals.meta.get(id.index())?;
+    let def = signals.bus.def(id)?;
     let s = signals.bus.read(id)?;
-    Some(sample_json(meta, &s))
+    Some(sample_json(def, &s))
 }
 
-fn sample_json(meta: &super::SignalMeta, s: &Sample) -> serde_json::Value {
+fn sample_json(def: &SignalDef, s: &Sample) -> serde_json::Value {
     json!({
-        "name": meta.name,
-        "type": meta.ty.name(),
+        "name": def.name,
+        "type": def.ty.name(),
         "value": value_json(&s.value),
         "quality": s.quality.name(),
         "ts": s.ts.to_rfc3339_millis(),
-        "unit": meta.unit,
+        "unit": def.unit,
     })
 }
 
@@ -345,10 +345,11 @@ pub(crate) async fn list_signals(
     }
     let signals = api.current();
     let out = signals
-        .meta
+        .bus
+        .defs()
         .iter()
         .enumerate()
-        .filter(|(_, m)| q.pattern.as_deref().is_none_or(|p| glob(p, &m.name)))
+        .filter(|(_, d)| q.pattern.as_deref().is_none_or(|p| glob(p, &d.name)))
         .filter_map(|(i, _)| signal_json(&signals, SignalId::from_index(i)))
         .collect();
     Ok(Json(out))
@@ -452,7 +453,7 @@ pub(crate) async fn write_signal(
         )));
     }
     let req: WriteRequest = json_body(body, "a JSON object with the field `value`")?;
-    let value = checked_value(meta, &req.value)?;
+    let value = checked_value(name, meta, &req.value)?;
     let source = caller.source.to_string();
     apply_write(&api, &signals, id, value, &caller.principal.user, &source).await?;
     tracing::info!(user = %caller.principal.user, source = %caller.source, signal = name,
@@ -472,7 +473,7 @@ async fn apply_write(
     user: &str,
     source: &str,
 ) -> ApiResult<()> {
-    let name = signals.meta[id.index()].name.as_str();
+    let name = signals.bus.def(id).map_or("", |d| d.name.as_str());
     let _guard = api.write_lock.lock().await;
     let old = signals
         .bus
@@ -506,7 +507,7 @@ pub(crate) async fn mqtt_write(
             "signal `{name}` may not be written over MQTT (its `write` list does not name `mqtt`)"
         ));
     }
-    let value = checked_value(meta, value).map_err(|e| e.message().to_string())?;
+    let value = checked_value(name, meta, value).map_err(|e| e.message().to_string())?;
     apply_write(api, &signals, id, value, "mqtt", source)
         .await
         .map_err(|e| e.message().to_string())?;
@@ -514,9 +515,12 @@ pub(crate) async fn mqtt_write(
     Ok(())
 }
 
-/// The JSON value as a value of the signal's type, within its range; 422 otherwise.
-pub(crate) fn checked_value(meta: &super::SignalMeta, v: &serde_json::Value) -> ApiResult<Value> {
-    let name = &meta.name;
+/// The JSON value as a value of signal `name`'s type, within its range; 422 otherwise.
+pub(crate) fn checked_value(
+    name: &str,
+    meta: &super::SignalMeta,
+    v: &serde_json::Value,
+) -> ApiResult<Value> {
     let got = match v {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "bool",

@@ -46,12 +46,11 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// How long shutdown waits for open requests (event streams end at once).
 const GRACE: Duration = Duration::from_secs(5);
 
-/// What the API knows about one signal besides its value.
+/// What the API knows about one signal besides its value and its declaration on the bus (name
+/// and unit are read there, not copied: one of these per signal, 100,000 in a large plant).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignalMeta {
-    pub name: String,
     pub ty: ValueType,
-    pub unit: Option<String>,
     pub min: Option<f64>,
     pub max: Option<f64>,
     /// Roles named in the signal's `write` list (other entries, such as `mqtt`, are not API
@@ -67,9 +66,7 @@ impl SignalMeta {
         plan.signals
             .iter()
             .map(|s| SignalMeta {
-                name: s.def.name.clone(),
                 ty: s.def.ty,
-                unit: s.def.unit.clone(),
                 min: s.min,
                 max: s.max,
                 write: s.write.iter().filter_map(|w| w.parse().ok()).collect(),

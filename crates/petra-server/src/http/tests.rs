@@ -116,6 +116,12 @@ impl Fixture {
     }
 }
 
+/// One per signal: with 100,000 signals every byte is 100 kB, and name and unit are the bus's.
+#[test]
+fn signal_metadata_stays_small() {
+    assert!(size_of::<SignalMeta>() <= 64, "{}", size_of::<SignalMeta>());
+}
+
 #[tokio::test]
 async fn http_tokens_expire_with_the_clock() {
     let f = fixture();
