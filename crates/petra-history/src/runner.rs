@@ -66,6 +66,8 @@ pub struct Pace {
 /// The running history.
 pub struct History {
     wal: Arc<Wal>,
+    /// Stops the sampler; `stop` stops the sinks, once the sampler's last sync is done.
+    sampler_stop: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     counters: Vec<(String, Arc<SinkCounters>)>,
@@ -113,6 +115,7 @@ impl History {
             tracing::warn!(dir = %cfg.wal.dir.display(), "history WAL recovered: {recovery}");
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let sampler_stop = Arc::new(AtomicBool::new(false));
         let feed_dropped = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::new();
         let mut counters = Vec::new();
@@ -143,7 +146,7 @@ impl History {
         append(&wal, &mut first, &mut buf, &mut failing);
         let (w, s, fsync, d) = (
             wal.clone(),
-            stop.clone(),
+            sampler_stop.clone(),
             cfg.wal.fsync,
             feed_dropped.clone(),
         );
@@ -155,6 +158,7 @@ impl History {
         threads.push(t);
         Ok(History {
             wal,
+            sampler_stop,
             stop,
             threads,
             counters,
@@ -191,12 +195,15 @@ impl History {
     /// Stops cleanly: everything sampled is synced to the WAL, and sinks store what they can
     /// within a few seconds (the rest stays in the WAL for the next start).
     pub fn stop(mut self) {
-        self.stop.store(true, Ordering::Release);
-        self.wal.wake_readers();
-        // The sampler first (the last thread), so the sinks see its final sync.
+        // The sampler first (the last thread; woken, it may be parked until its next sync), and
+        // the sinks only after its final sync: stopped earlier, a sink that found nothing new
+        // would quit before the rows of the last fsync interval became durable.
+        self.sampler_stop.store(true, Ordering::Release);
         if let Some(t) = self.threads.pop() {
+            t.thread().unpark();
             let _ = t.join();
         }
+        self.stop.store(true, Ordering::Release);
         self.wal.wake_readers();
         for t in self.threads.drain(..) {
             t.thread().unpark();
@@ -417,5 +424,82 @@ fn pause(stop: &AtomicBool, d: Duration) {
             return;
         }
         std::thread::park_timeout(left.min(Duration::from_millis(100)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Rule, WalSettings};
+    use crate::sink::SinkError;
+    use petra_core::{BusBuilder, OverflowPolicy, Quality, SignalDef, SignalId, Value, ValueType};
+    use std::sync::Mutex;
+
+    struct Collect(Arc<Mutex<Vec<Row>>>);
+
+    impl Sink for Collect {
+        fn name(&self) -> &str {
+            "collect"
+        }
+        fn write(&mut self, rows: &[Row]) -> Result<(), SinkError> {
+            self.0.lock().unwrap().extend_from_slice(rows);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_clean_stop_stores_the_last_interval_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let defs = (0..10)
+            .map(|i| SignalDef::new(format!("s{i}"), ValueType::Float))
+            .collect();
+        let mut builder = BusBuilder::new(defs).unwrap();
+        let ids: Vec<SignalId> = (0..10).map(SignalId::from_index).collect();
+        let feed = builder.lossless_feed(1024, OverflowPolicy::DropNewest, Some(&ids));
+        let bus = builder.build(Timestamp::from_unix_nanos(0));
+        let rule = Rule::OnChange {
+            deadband: 0.0,
+            max_interval: None,
+        };
+        let cfg = HistoryConfig {
+            signals: ids
+                .iter()
+                .map(|id| (*id, format!("s{}", id.index()), rule))
+                .collect(),
+            wal: WalSettings {
+                dir: dir.path().join("wal"),
+                max_size: 64 << 20,
+                // Far longer than the test: only the stop makes the rows durable.
+                fsync: Duration::from_secs(60),
+                skip_corrupt: false,
+            },
+            parquet: None,
+            clickhouse: None,
+        };
+        let rows = Arc::new(Mutex::new(Vec::new()));
+        let pace = Pace {
+            batch: 1000,
+            max_wait: Duration::ZERO,
+            idle_flush: Duration::from_secs(30),
+        };
+        let h = History::start(
+            &cfg,
+            &bus,
+            feed,
+            vec![(Box::new(Collect(rows.clone())), pace)],
+        )
+        .unwrap();
+        for k in 1..=10 {
+            for id in &ids {
+                let ts = Timestamp::from_unix_nanos(k * 1_000_000);
+                bus.write(*id, Value::Float(k as f64), Quality::Good, ts)
+                    .unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let t = Instant::now();
+        h.stop();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(rows.lock().unwrap().len(), 100);
     }
 }
