@@ -22,7 +22,7 @@ mod status;
 mod supervise;
 
 pub use backoff::Backoff;
-pub use outputs::Outputs;
+pub use outputs::{OutputPoints, Outputs, output_points};
 pub use status::{DriverStatus, RequestResult};
 pub use supervise::{Device, RECONNECT_MIN, Schedule, idle, poll_groups, supervise};
 

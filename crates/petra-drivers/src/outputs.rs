@@ -37,6 +37,29 @@ pub struct Outputs {
     scratch: Vec<SignalId>,
 }
 
+/// A driver's output points, from each point's signal and mode: the tracker with, per output,
+/// its point index (`None` without a feed), and, per point, its output index.
+pub type OutputPoints = (Option<(Outputs, Vec<usize>)>, Vec<Option<usize>>);
+
+/// [`OutputPoints`] of `points` (`(signal, mode)` in point order); `feed` watches the signals
+/// of the points that write (`None` when there are none).
+pub fn output_points(
+    feed: Option<LatestFeed>,
+    points: impl ExactSizeIterator<Item = (SignalId, crate::Mode)>,
+) -> OutputPoints {
+    let mut index = vec![None; points.len()];
+    let mut outs = Vec::new();
+    let mut out_points = Vec::new();
+    for (pi, (signal, mode)) in points.enumerate() {
+        if mode.writes() {
+            index[pi] = Some(outs.len());
+            outs.push((signal, !mode.reads()));
+            out_points.push(pi);
+        }
+    }
+    (feed.map(|f| (Outputs::new(f, &outs), out_points)), index)
+}
+
 impl Outputs {
     /// `outs[i]` is output `i`: its signal and whether it is write-only. `feed` must watch
     /// those signals.
@@ -172,6 +195,42 @@ mod tests {
             Timestamp::from_unix_nanos(1),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn output_points_index_only_the_points_that_write() {
+        use crate::Mode;
+        let feed: Option<LatestFeed> = None;
+        let ids = [0, 1, 2].map(SignalId::from_index);
+        let points = [
+            (ids[0], Mode::Read),
+            (ids[1], Mode::Write),
+            (ids[2], Mode::ReadWrite),
+        ];
+        let (outputs, index) = output_points(feed, points.into_iter());
+        assert!(outputs.is_none(), "no feed: nothing to track");
+        assert_eq!(index, [None, Some(0), Some(1)]);
+        let mut b = petra_core::BusBuilder::new(vec![
+            SignalDef::new("a", ValueType::Int),
+            SignalDef::new("b", ValueType::Int),
+            SignalDef::new("c", ValueType::Int),
+        ])
+        .unwrap();
+        let feed = b.latest_feed(Some(&ids[1..]));
+        let (outputs, _) = output_points(Some(feed), points.into_iter());
+        let (outs, out_points) = outputs.unwrap();
+        assert_eq!(out_points, [1, 2]);
+        // Write-only outputs are sent again after a reconnect; readwrite ones are not.
+        let bus = b.build(Timestamp::from_unix_nanos(0));
+        let mut outs = outs;
+        for i in [1, 2] {
+            set(&bus, i, 9, Quality::Good);
+        }
+        outs.collect(&bus);
+        outs.written(0, &Value::Int(9));
+        outs.written(1, &Value::Int(9));
+        outs.reconnected(&bus);
+        assert_eq!(outs.pending(), vec![(0, Value::Int(9))]);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::point::Area;
 use petra_core::{BadReason, Bus, Quality, SignalId, Timestamp, Value};
 use petra_drivers::{
     Backoff, Device, DriverStatus, Outputs, RECONNECT_MIN, RequestResult, Schedule, idle, mark_bad,
-    poll_groups, supervise,
+    output_points, poll_groups, supervise,
 };
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -400,20 +400,8 @@ impl Driver {
         writes: Option<petra_core::LatestFeed>,
     ) -> Driver {
         let cfg = cfg.into();
-        let out_points: Vec<usize> = (0..cfg.points.len())
-            .filter(|i| cfg.points[*i].mode.writes())
-            .collect();
-        let mut out_index = vec![None; cfg.points.len()];
-        for (oi, pi) in out_points.iter().enumerate() {
-            out_index[*pi] = Some(oi);
-        }
-        let outputs = writes.map(|feed| {
-            let outs: Vec<(SignalId, bool)> = out_points
-                .iter()
-                .map(|i| (cfg.points[*i].signal, !cfg.points[*i].mode.reads()))
-                .collect();
-            (Outputs::new(feed, &outs), out_points)
-        });
+        let (outputs, out_index) =
+            output_points(writes, cfg.points.iter().map(|p| (p.signal, p.mode)));
         let planner = Planner::new(cfg.points.len(), cfg.max_gap);
         let groups = poll_groups(cfg.points.iter().map(|p| p.mode.reads().then_some(p.poll)));
         let schedule = Schedule::new(groups.iter().map(|(p, _)| *p));

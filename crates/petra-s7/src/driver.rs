@@ -31,7 +31,8 @@ use crate::planner::{PlanConfig, ReadPlan, Write, plan_reads, plan_reads_apart, 
 use crate::value;
 use petra_core::{BadReason, Bus, Quality, SignalId, Timestamp, Value};
 use petra_drivers::{
-    Device, DriverStatus, Outputs, RequestResult, Schedule, idle, mark_bad, poll_groups, supervise,
+    Device, DriverStatus, Outputs, RequestResult, Schedule, idle, mark_bad, output_points,
+    poll_groups, supervise,
 };
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -159,20 +160,8 @@ impl Driver {
         status: Arc<DriverStatus>,
         writes: Option<petra_core::LatestFeed>,
     ) -> Driver {
-        let out_points: Vec<usize> = (0..cfg.points.len())
-            .filter(|i| cfg.points[*i].mode.writes())
-            .collect();
-        let mut out_index = vec![None; cfg.points.len()];
-        for (oi, pi) in out_points.iter().enumerate() {
-            out_index[*pi] = Some(oi);
-        }
-        let outputs = writes.map(|feed| {
-            let outs: Vec<(SignalId, bool)> = out_points
-                .iter()
-                .map(|i| (cfg.points[*i].signal, !cfg.points[*i].mode.reads()))
-                .collect();
-            (Outputs::new(feed, &outs), out_points)
-        });
+        let (outputs, out_index) =
+            output_points(writes, cfg.points.iter().map(|p| (p.signal, p.mode)));
         let groups = poll_groups(cfg.points.iter().map(|p| p.mode.reads().then_some(p.poll)));
         let schedule = Schedule::new(groups.iter().map(|(p, _)| *p));
         Driver {
