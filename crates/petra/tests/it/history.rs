@@ -356,3 +356,54 @@ fn the_quickstart_records_history_that_duckdb_queries() {
     // All nine signals have their first value recorded at least.
     assert!(text.starts_with("(9, "), "{text}");
 }
+
+/// A reload that changes the history rules restarts the history on the new rules, on the same
+/// WAL, without losing what was recorded.
+#[test]
+fn a_reload_with_new_history_rules_keeps_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), None);
+    let mut p = start(dir.path());
+    advance(dir.path(), 30);
+    let path = dir.path().join("plant.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, yaml.replace("match: n,", "match: '*',")).unwrap();
+    p.signal(1); // SIGHUP
+    p.wait_for_line("configuration reloaded", DEFAULT_TIMEOUT);
+    advance(dir.path(), 60);
+    p.terminate();
+    assert!(
+        p.wait_exit(DEFAULT_TIMEOUT).success(),
+        "{}",
+        p.output().join("\n")
+    );
+    let glob = dir.path().join("data/history/**/*.parquet");
+    let script = format!(
+        "import duckdb\nfor s, c in duckdb.connect().execute(\"SELECT signal, count(*) FROM read_parquet('{}') GROUP BY signal ORDER BY signal\").fetchall(): print(s, c)",
+        glob.display()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let counts: Vec<(&str, usize)> = text
+        .lines()
+        .map(|l| {
+            let (s, c) = l.split_once(' ').unwrap();
+            (s, c.parse().unwrap())
+        })
+        .collect();
+    // `m` is recorded only under the new rules; `n` before and after.
+    assert_eq!(
+        counts.iter().map(|c| c.0).collect::<Vec<_>>(),
+        ["m", "n"],
+        "{text}"
+    );
+    assert!(counts.iter().all(|c| c.1 >= 25), "{text}");
+}
