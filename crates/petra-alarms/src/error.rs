@@ -48,6 +48,9 @@ pub enum AlarmError {
     #[error("alarm `{alarm}` is already {}", if *out_of_service { "out of service" } else { "in service" })]
     OutOfServiceUnchanged { alarm: String, out_of_service: bool },
 
+    #[error("there is no alarm `{alarm}`; the configured alarms are listed by GET /api/v1/alarms")]
+    UnknownAlarm { alarm: String },
+
     #[error(
         "snapshot of alarm `{snapshot}` cannot be restored into alarm `{alarm}`; restore each snapshot into the alarm of the same name"
     )]

@@ -110,6 +110,7 @@ mod def;
 mod error;
 mod kpi;
 mod message;
+mod set;
 
 pub use alarm::{
     Alarm, AlarmSnapshot, AlarmState, Cause, Now, ShelveSnapshot, Shelving, Status, Transition,
@@ -118,8 +119,11 @@ pub use def::{AlarmDef, Condition, EqValue, Priority, suppression_active};
 pub use error::AlarmError;
 pub use kpi::{KpiConfig, Kpis, RATE_WINDOW};
 pub use message::{MessageArgs, render_message};
+pub use set::AlarmSet;
 
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_set;

@@ -1,5 +1,5 @@
-//! The configuration schema: the top level, signals, tasks and the engine options, then the
-//! checks across sections (one writer per signal, no cycles, safe values), then the [`Plan`].
+//! The configuration schema: the top level, signals, tasks and the engine options (the other
+//! sections have modules of their own), then the checks across sections (one writer per signal, no cycles, safe values), then the [`Plan`].
 
 use crate::blocks::{self, BlockOut};
 use crate::diag::{Cx, Pos};
@@ -13,10 +13,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Sections of the full configuration (spec section 2) that this version does not run yet.
-/// Present ones are errors: silently ignoring them would let a plant believe it has alarms.
-pub(crate) const NOT_SUPPORTED: &[&str] = &["alarms", "notify"];
 
 /// Roles that may be given write access to a signal.
 pub(crate) const ROLES: &[&str] = &["viewer", "operator", "engineer", "admin", "mqtt"];
@@ -434,16 +430,6 @@ pub(crate) fn compile(
     let server = top
         .opt_map(cx, "server")
         .and_then(|m| crate::server::server(cx, m, base_dir, &data_dir));
-    for s in NOT_SUPPORTED {
-        if let Some((k, _)) = top.entry(s) {
-            cx.err(
-                k.pos,
-                "not-supported",
-                format!("`{s}` is not supported yet by this version of Petra; remove the section"),
-            );
-        }
-    }
-
     let mut sigs = Signals::default();
     if let Some(n) = top.get("signals")
         && let Some(items) = expect_seq(cx, n, "`signals`")
@@ -455,6 +441,8 @@ pub(crate) fn compile(
             signal(cx, it, i, &mut sigs, &mut seen);
         }
     }
+    let notify = crate::alarms::notify(cx, &mut top);
+    let alarms = crate::alarms::alarms(cx, &mut top, &sigs, notify.as_ref());
     let history = top
         .opt_map(cx, "history")
         .and_then(|m| crate::history::history(cx, m, &sigs, &data_dir));
@@ -543,6 +531,8 @@ pub(crate) fn compile(
         server,
         drivers,
         history,
+        alarms,
+        notify: notify.and_then(|n| n.config),
     })
 }
 

@@ -18,6 +18,7 @@
 //! [`scenario`] reads `petra test` scenario files with the same walker, and loads the
 //! configuration they name through [`load`].
 
+mod alarms;
 mod blocks;
 mod compile;
 mod diag;
@@ -35,6 +36,8 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_alarms;
+#[cfg(test)]
 mod tests_drivers;
 #[cfg(test)]
 mod tests_drivers_mqtt;
@@ -45,7 +48,7 @@ mod tests_history;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use drivers::DriverPlan;
-pub use scenario::{Scenario, ScenarioError, load_scenario};
+pub use scenario::{AlarmExpectation, Scenario, ScenarioError, load_scenario};
 pub use server::{ServerPlan, TlsPlan};
 pub use units::{parse_duration, parse_size};
 pub use walk::is_name;
@@ -86,6 +89,10 @@ pub struct Plan {
     pub drivers: Vec<DriverPlan>,
     /// The `history:` section, when present.
     pub history: Option<petra_history::HistoryConfig>,
+    /// The `alarms:` section, in declaration order (signal names resolved).
+    pub alarms: Vec<petra_alarms::AlarmDef>,
+    /// The `notify:` section, when present (validated with `NotifyConfig::validate`).
+    pub notify: Option<petra_notify::NotifyConfig>,
 }
 
 /// One declared signal with what the bus does not need to know.
@@ -152,6 +159,8 @@ impl fmt::Debug for Plan {
             .field("engine", &self.engine)
             .field("server", &self.server)
             .field("drivers", &self.drivers)
+            .field("alarms", &self.alarms)
+            .field("notify", &self.notify)
             .finish()
     }
 }

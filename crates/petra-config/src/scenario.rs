@@ -1,5 +1,5 @@
 //! Logic scenarios for `petra test` (spec section 3): a configuration, and steps in virtual
-//! time that set signals and check them.
+//! time that set signals, acknowledge alarms, and check signals and alarm states.
 //!
 //! ```yaml
 //! name: start delay               # optional; default: the file name
@@ -11,12 +11,17 @@
 //!     expect: { motor.run: false }
 //!   - at: 510ms
 //!     expect: { motor.run: true, tank.level: { approx: 2.5, tol: 0.01 } }
+//!     alarms: { tank_high: active_unacked }   # alarm states after the scans at 510ms
+//!   - at: 1s
+//!     ack: [tank_high]                        # an operator acknowledges, before the scans at 1s
+//!     alarms: { tank_high: active_acked }
 //! ```
 //!
 //! The file is read with the same walker as configurations, so it is just as strict: unknown
-//! keys, unknown signals, values of the wrong type and steps out of time order are all errors
-//! with file, line and column, all reported at once. The configuration it names goes through
-//! [`crate::load`] unchanged; its errors are the ones `petra check` prints.
+//! keys, unknown signals and alarms, values of the wrong type, unknown alarm states and steps
+//! out of time order are all errors with file, line and column, all reported at once. The
+//! configuration it names goes through [`crate::load`] unchanged; its errors are the ones
+//! `petra check` prints.
 //!
 //! This module only reads and resolves the file. Running it (the engine on a virtual clock) is
 //! the binary's job; what an expectation accepts is decided here ([`Expectation::check`]), so
@@ -27,6 +32,7 @@ use crate::diag::{Cx, Pos};
 use crate::walk::{self, MapW, expect_f64, expect_seq, expect_str};
 use crate::yaml::{self, Kind, Node};
 use crate::{ConfigError, Diagnostics, Plan};
+use petra_alarms::AlarmState;
 use petra_core::{BadReason, Quality, Sample, SignalId, Value, ValueType};
 use petra_engine::Registry;
 use std::collections::HashMap;
@@ -47,7 +53,8 @@ pub struct Scenario {
     pub steps: Vec<Step>,
 }
 
-/// One step: at virtual time `at`, apply `set`, let the scans due at `at` run, check `expect`.
+/// One step: at virtual time `at`, apply `set` and `ack`, let the scans due at `at` run, check
+/// `expect` and `alarms`.
 #[derive(Clone, Debug)]
 pub struct Step {
     /// 1-based position in `steps`.
@@ -59,6 +66,18 @@ pub struct Step {
     pub col: usize,
     pub set: Vec<SetOp>,
     pub expect: Vec<Expectation>,
+    /// Alarms an operator acknowledges at `at`, before the scans due at `at` (names of the
+    /// plan's alarms, each once, in file order).
+    pub ack: Vec<String>,
+    /// Alarm states expected after the scans due at `at`, in file order.
+    pub alarms: Vec<AlarmExpectation>,
+}
+
+/// One check of a step's `alarms`: the alarm (one of the plan's) is in this state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlarmExpectation {
+    pub name: String,
+    pub state: AlarmState,
 }
 
 /// One write of a step's `set`.
@@ -275,12 +294,18 @@ fn default_name(file: &str) -> String {
     base.strip_suffix(".test").unwrap_or(base).to_string()
 }
 
-/// The plan's signals by name, and which block writes each.
+/// The names of [`AlarmState`], as written in scenario files.
+pub(crate) const ALARM_STATES: &[&str] =
+    &["normal", "active_unacked", "active_acked", "rtn_unacked"];
+
+/// The plan's signals by name, which block writes each, and the plan's alarms.
 struct SigIndex<'p> {
     plan: &'p Plan,
     by_name: HashMap<&'p str, SignalId>,
     /// Signal → (block, task) writing it.
     writer: HashMap<SignalId, (&'p str, &'p str)>,
+    /// Alarm names, in declaration order.
+    alarms: Vec<&'p str>,
 }
 
 impl<'p> SigIndex<'p> {
@@ -303,7 +328,29 @@ impl<'p> SigIndex<'p> {
             plan,
             by_name,
             writer,
+            alarms: plan.alarms.iter().map(|a| &*a.name).collect(),
         }
+    }
+
+    /// Whether the plan has alarm `name`; reports `unknown-alarm` at `at` when it has not.
+    fn alarm(&self, cx: &mut Cx<'_>, at: Pos, name: &str, what: &str) -> bool {
+        if self.alarms.contains(&name) {
+            return true;
+        }
+        let config = self.plan.config_path.display();
+        cx.err(
+            at,
+            "unknown-alarm",
+            format!(
+                "{what}: no alarm `{name}` is declared in {config}{}",
+                match walk::close_names(name, &self.alarms).first() {
+                    Some(c) => format!("; did you mean `{c}`?"),
+                    None if self.alarms.is_empty() => " (it has no `alarms` section)".into(),
+                    None => String::new(),
+                }
+            ),
+        );
+        false
     }
 
     /// The signal named by key `k`; reports `unknown-signal` at the key.
@@ -413,6 +460,8 @@ fn step(
     let at = m.req_duration(cx, "at");
     let set = m.opt_map(cx, "set");
     let expect = m.opt_map(cx, "expect");
+    let ack = m.get("ack");
+    let alarms = m.opt_map(cx, "alarms");
     m.finish(cx);
 
     if let Some((d, at_pos)) = at {
@@ -489,6 +538,43 @@ fn step(
         ex.finish(cx);
     }
 
+    let mut acks: Vec<String> = Vec::new();
+    if let Some(a) = ack
+        && let Some(items) = expect_seq(cx, a, &format!("`ack` of {what}"))
+    {
+        let w = format!("`ack` of {what}");
+        for it in items {
+            let Some(name) = expect_str(cx, it, &format!("an alarm in {w}")) else {
+                continue;
+            };
+            if sigs.is_some_and(|s| !s.alarm(cx, it.pos, name, &w)) {
+                continue;
+            }
+            if acks.iter().any(|a| a == name) {
+                cx.err(
+                    it.pos,
+                    "bad-value",
+                    format!("{w} acknowledges alarm `{name}` twice; remove one"),
+                );
+                continue;
+            }
+            acks.push(name.to_string());
+        }
+    }
+
+    let mut alarm_expects = Vec::new();
+    if let Some(mut al) = alarms {
+        let w = format!("`alarms` of {what}");
+        for (k, name, v) in al.rest() {
+            let known = sigs.is_none_or(|s| s.alarm(cx, k.pos, &name, &w));
+            let state = alarm_state(cx, v, &format!("`{name}` in {w}"));
+            if let (true, Some(state)) = (known, state) {
+                alarm_expects.push(AlarmExpectation { name, state });
+            }
+        }
+        al.finish(cx);
+    }
+
     Some(Step {
         index: i + 1,
         at: at?.0,
@@ -496,7 +582,28 @@ fn step(
         col: n.pos.col,
         set: sets,
         expect: expects,
+        ack: acks,
+        alarms: alarm_expects,
     })
+}
+
+/// An expected alarm state: `normal`, `active_unacked`, `active_acked` or `rtn_unacked`.
+fn alarm_state(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<AlarmState> {
+    let s = expect_str(cx, n, what)?;
+    let state = AlarmState::parse(s);
+    if state.is_none() {
+        cx.err(
+            n.pos,
+            "bad-value",
+            format!(
+                "{what} is `{}`; alarm states are {}{}",
+                n.shown(),
+                walk::list(ALARM_STATES),
+                walk::did_you_mean(s, ALARM_STATES)
+            ),
+        );
+    }
+    state
 }
 
 fn quality_class(cx: &mut Cx<'_>, n: &Node, what: &str) -> Option<QualityClass> {

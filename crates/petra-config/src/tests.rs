@@ -724,18 +724,25 @@ fn invalid_block_points_at_the_type() {
 }
 
 #[test]
-fn unsupported_sections_are_errors_not_ignored() {
+fn alarms_and_notify_sections_are_read_not_refused() {
+    // An empty `alarms` is no alarm; an empty `notify` says what it needs (details in
+    // tests_alarms.rs).
     let src = "plant: demo\nalarms: []\nnotify: {}\n";
     let errs = errors(src);
-    assert_eq!(errs.len(), 2, "{}", show(&errs));
+    let got: Vec<(&str, usize, usize)> = errs.iter().map(|d| (d.code, d.line, d.col)).collect();
     assert_eq!(
-        (errs[0].code, errs[0].line, errs[0].col),
-        ("not-supported", 2, 1)
+        got,
+        [
+            ("missing-key", 3, 9),
+            ("missing-key", 3, 9),
+            ("missing-key", 3, 9)
+        ],
+        "{}",
+        show(&errs)
     );
-    assert_eq!(
-        errs[1].message,
-        "`notify` is not supported yet by this version of Petra; remove the section"
-    );
+    assert_eq!(errs[0].message, "`notify` needs `twilio`; add it");
+    let plan = compile("plant: demo\nalarms: []\n").unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.alarms.is_empty() && plan.notify.is_none());
 }
 
 #[test]
@@ -781,7 +788,7 @@ tasks:
 blocks:
   - { name: t, type: TON, task: slow, inputs: { in: nope }, params: { pt: 1s } }
   - { name: u, type: TOM }
-alarms: []
+alarms: [{ name: hi, signal: f }]
 colour: red
 ";
     let errs = errors(src);
@@ -795,7 +802,7 @@ colour: red
             ("unknown-task", 9, 33),
             ("unknown-signal", 9, 53),
             ("unknown-block-type", 10, 22),
-            ("not-supported", 11, 1),
+            ("missing-key", 11, 10),
             ("unknown-key", 12, 1),
         ],
         "{}",

@@ -34,7 +34,15 @@ pub use reload::ReloadReport;
 pub use scan::{Engine, Histograms, Percentiles, Stats, TaskSnapshot, TaskStats};
 pub use thread::{EngineHandle, StatsSource};
 
-use petra_core::{SignalId, Value};
+use petra_core::{Bus, MonoTime, SignalId, Timestamp, Value};
+
+/// Work that runs on the scan thread right after a task committed its outputs — the alarm
+/// evaluation, which must see the values the task just wrote, in the same scan, at the scan's
+/// time (`now` is the task's scheduled time, `wall` the wall time its outputs carry). Counted
+/// in the task's scan time. It must not block: it runs inside the scan.
+pub trait ScanHook: Send {
+    fn after_task(&mut self, task: usize, bus: &Bus, now: MonoTime, wall: Timestamp);
+}
 use std::time::Duration;
 
 /// Where a block input comes from.

@@ -112,6 +112,10 @@ impl Engine {
         }
         let mut report = ReloadReport::default();
         self.clock = old.clock.clone();
+        // A new engine without a hook of its own keeps running the old one.
+        if self.hook.is_none() {
+            self.hook = old.hook.take();
+        }
         let now = self.clock.mono();
         old.publish();
 

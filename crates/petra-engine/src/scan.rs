@@ -19,7 +19,7 @@
 use crate::block::{Block, Io};
 use crate::graph::{Node, execution_order};
 use crate::reload::Layout;
-use crate::{EngineError, Input, Program};
+use crate::{EngineError, Input, Program, ScanHook};
 use hdrhistogram::Histogram;
 use petra_core::{BadReason, Bus, Clock, MonoTime, Quality, SignalId, Value};
 use std::collections::HashMap;
@@ -227,6 +227,7 @@ pub struct Engine {
     pub(crate) stats: Arc<Stats>,
     pub(crate) watch: Arc<Watch>,
     pub(crate) layout: Arc<Layout>,
+    pub(crate) hook: Option<Box<dyn ScanHook>>,
 }
 
 impl Engine {
@@ -445,7 +446,13 @@ impl Engine {
             stats,
             watch,
             layout,
+            hook: None,
         })
+    }
+
+    /// Installs the hook that runs after every task (see [`ScanHook`]); replaces any earlier one.
+    pub fn set_hook(&mut self, hook: Box<dyn ScanHook>) {
+        self.hook = Some(hook);
     }
 
     /// The statistics, shared.
@@ -632,6 +639,15 @@ impl Engine {
             }
         }
 
+        // The hook's work (alarm evaluation) is part of the task's scan time: it delays the
+        // next task just as a block would.
+        let elapsed = match &mut self.hook {
+            Some(hook) => {
+                hook.after_task(k, &self.bus, scheduled, wall);
+                self.clock.mono().saturating_sub(start)
+            }
+            None => elapsed,
+        };
         let jitter = start.nanos().abs_diff(scheduled.nanos());
         let scan_ns = elapsed.as_nanos().max(1) as u64;
         // Record straight into the shared histograms; never wait for a reader holding them —

@@ -25,6 +25,7 @@
 //! (the HTTP API's write path: the signal's `write` list must include `mqtt`, the value is type-
 //! and range-checked, and the write is audit-logged with the topic as its source).
 
+use crate::board::Board;
 use crate::client::{Event, Link, MqttError};
 use crate::config::MqttConfig;
 use crate::payload;
@@ -35,7 +36,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -77,6 +78,8 @@ pub struct Driver {
     logged: HashMap<String, Instant>,
     scratch: Vec<SignalId>,
     command_prefix: String,
+    /// Alarm topics to publish (with a `publish` section), and the board generation published.
+    alarms: Option<(Arc<Board>, watch::Receiver<u64>, u64)>,
     /// Subscriptions whose filter has no wildcard, by topic (indices into `cfg.subscribe`,
     /// ascending): a message finds them with one lookup instead of matching every filter.
     exact: HashMap<String, Vec<usize>>,
@@ -94,6 +97,7 @@ impl Driver {
         status: Arc<DriverStatus>,
         feed: Option<LatestFeed>,
         commands: Option<Arc<dyn Commands>>,
+        alarms: Option<Arc<Board>>,
     ) -> Driver {
         let outs: Vec<Out> = cfg
             .publish
@@ -127,7 +131,12 @@ impl Driver {
                 exact.entry(s.filter.clone()).or_default().push(k);
             }
         }
+        let alarms = alarms.filter(|_| cfg.publish.is_some()).map(|b| {
+            let rx = b.subscribe();
+            (b, rx, 0)
+        });
         Driver {
+            alarms,
             command_prefix: format!("{}/write/", cfg.prefix),
             exact,
             wild,
@@ -227,6 +236,24 @@ impl Driver {
         next
     }
 
+    /// Publishes the alarm topics set since the last call; `false` when rumqttc's queue was
+    /// full (the rest goes out on the next call: the generation is not advanced).
+    fn flush_alarms(&mut self, link: &Link) -> bool {
+        let Some((board, _, seen)) = &mut self.alarms else {
+            return true;
+        };
+        let (generation, items) = board.since(*seen);
+        for (alarm, body) in items {
+            let topic = format!("{}/alarms/{alarm}", self.cfg.prefix);
+            if !link.publish(&topic, body, 1, true) {
+                return false;
+            }
+            self.status.count(RequestResult::Ok);
+        }
+        *seen = generation;
+        true
+    }
+
     async fn message(&mut self, topic: String, body: Vec<u8>) {
         if let Some(signal) = topic.strip_prefix(&self.command_prefix)
             && let Some(commands) = self.commands.clone()
@@ -310,9 +337,13 @@ impl Driver {
             self.outs[i].last_at = None;
             self.mark(i);
         }
+        if let Some((_, _, seen)) = &mut self.alarms {
+            *seen = 0;
+        }
         loop {
             self.collect();
             let next = self.flush(link);
+            let alarms_done = self.flush_alarms(link);
             let changed = async {
                 match &self.feed {
                     Some((f, n)) if !f.has_pending() => n.notified().await,
@@ -321,8 +352,18 @@ impl Driver {
                 }
             };
             // With a full queue, come back soon for the rest.
-            let retry = (!self.queue.is_empty() && next.is_none())
+            let retry = ((!self.queue.is_empty() && next.is_none()) || !alarms_done)
                 .then(|| Instant::now() + Duration::from_millis(5));
+            let alarm_set = async {
+                match &mut self.alarms {
+                    Some((_, rx, _)) => {
+                        if rx.changed().await.is_err() {
+                            std::future::pending::<()>().await
+                        }
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let wake = match (next, retry) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -335,6 +376,7 @@ impl Driver {
                     Err(e) => return Some(e),
                 },
                 _ = changed => {}
+                _ = alarm_set => {}
                 _ = async {
                     match wake {
                         Some(t) => tokio::time::sleep_until(t).await,

@@ -9,11 +9,13 @@
 //! Errors: [`MqttError`] for a connection; payload and command problems are strings that end up
 //! in the log and the driver's status, never a crash.
 
+pub mod board;
 pub mod client;
 pub mod config;
 pub mod driver;
 pub mod payload;
 
+pub use board::Board;
 pub use client::MqttError;
 pub use config::{Broker, MqttConfig, Publish, Subscription, Tls};
 pub use driver::{Commands, Driver};

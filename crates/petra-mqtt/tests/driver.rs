@@ -132,7 +132,7 @@ impl Running {
             .build()
             .unwrap();
         let cancel = CancellationToken::new();
-        let driver = Driver::new(cfg, bus.clone(), status.clone(), feed, commands);
+        let driver = Driver::new(cfg, bus.clone(), status.clone(), feed, commands, None);
         rt.spawn(driver.run(cancel.clone()));
         Running {
             bus,

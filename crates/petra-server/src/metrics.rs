@@ -25,11 +25,17 @@
 //! | `petra_wal_bytes` | gauge | — | bytes of the history WAL |
 //! | `petra_history_rows_total` | counter | `sink`, `result` | rows stored (`ok`) or failed and retried (`error`) |
 //! | `petra_history_lag_rows` | gauge | `sink` | WAL rows the sink has not stored yet |
+//! | `petra_alarms_active` | gauge | `priority` | active alarms per priority (all four, 0 without alarms) |
+//! | `petra_alarms_rate_10min` | gauge | — | alarm activations in the last 10 minutes |
+//! | `petra_alarms_standing` | gauge | — | alarms active longer than the standing threshold |
+//! | `petra_alarms_chattering` | gauge | — | alarms that chatter |
+//! | `petra_alarms_flood` | gauge | — | 1 during an alarm flood (more than 10 in 10 minutes) |
+//! | `petra_notifications_total` | counter | `channel`, `result` | notifications by channel and result |
 //!
 //! Labels come from bounded sets only: task and driver names (declared in the configuration, a
-//! handful), request results (a closed set) and the build version. No signal name, no free text. The other names of section 7
-//! (drivers, alarms, notifications, WAL, history) are emitted by their subsystems once those
-//! exist; they plug in as further [`Collector`]s of the same [`Registry`].
+//! handful), request results (a closed set), alarm priorities and notification channels and
+//! results (closed sets), and the build version. No signal name, no alarm name, no free text.
+//! Each subsystem's series are a further [`Collector`] of the same [`Registry`].
 //!
 //! # Why prometheus-client and not a hand-written printer
 //!
@@ -64,6 +70,7 @@
 //! counters are per bus: a reload that changes the signal set builds a new bus and they start
 //! again from zero, which Prometheus reads as an ordinary counter reset.
 
+use crate::http::{AlarmKpis, PRIORITIES};
 use hdrhistogram::Histogram;
 use petra_core::Bus;
 use petra_drivers::{DriverStatus, RequestResult};
@@ -112,15 +119,17 @@ pub fn render(stats: &Stats, bus: &Bus) -> String {
 
 /// [`render`] plus the drivers' series.
 pub fn render_with_drivers(stats: &Stats, bus: &Bus, drivers: &[Arc<DriverStatus>]) -> String {
-    render_all(stats, bus, drivers, None)
+    render_all(stats, bus, drivers, None, &AlarmMetrics::default())
 }
 
-/// [`render`] plus the drivers' and the history's series.
+/// [`render`] plus the drivers', the history's and the alarms' series. The alarm series are
+/// always there (zeros when the configuration has no alarms).
 pub fn render_all(
     stats: &Stats,
     bus: &Bus,
     drivers: &[Arc<DriverStatus>],
     history: Option<HistoryMetrics>,
+    alarms: &AlarmMetrics,
 ) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(EngineMetrics::collect(stats, bus)));
@@ -130,7 +139,87 @@ pub fn render_all(
     if let Some(h) = history {
         registry.register_collector(Box::new(h));
     }
+    registry.register_collector(Box::new(alarms.clone()));
     encode(&registry)
+}
+
+/// The alarms' figures at one instant, from the alarm manager (`AlarmSource::kpis` and
+/// `::notifications`). Labels: the four priorities and the notifier's channels and results
+/// (closed sets); alarm names (in `kpis.standing`/`chattering`) are only counted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlarmMetrics {
+    pub kpis: AlarmKpis,
+    /// `(channel, result, count)` rows of `petra_notifications_total`.
+    pub notifications: Vec<(&'static str, &'static str, u64)>,
+}
+
+impl Collector for AlarmMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        let mut metric = e.encode_descriptor(
+            "petra_alarms_active",
+            "Active alarms (any state but normal) per priority.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for p in PRIORITIES {
+            let labels = [("priority", p)];
+            metric
+                .encode_family(&labels)?
+                .encode_gauge(&(self.kpis.active_of(p) as i64))?;
+        }
+        let gauges = [
+            (
+                "petra_alarms_rate_10min",
+                "Alarm activations shown to operators in the last 10 minutes (ISA-18.2 rate).",
+                self.kpis.rate_10min,
+            ),
+            (
+                "petra_alarms_standing",
+                "Alarms active for longer than the standing threshold (24 h by default).",
+                self.kpis.standing.len() as u64,
+            ),
+            (
+                "petra_alarms_chattering",
+                "Alarms that chatter (activated repeatedly within a short window).",
+                self.kpis.chattering.len() as u64,
+            ),
+            (
+                "petra_alarms_flood",
+                "1 during an alarm flood (more than 10 activations in 10 minutes), else 0.",
+                u64::from(self.kpis.flood),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            e.encode_descriptor(name, help, None, MetricType::Gauge)?
+                .encode_gauge(&(value as i64))?;
+        }
+        e.encode_descriptor(
+            "petra_alarms_dropped_transitions",
+            "Alarm transitions the manager's queue could not take (missing from the journal; states were resynchronised).",
+            None,
+            MetricType::Counter,
+        )?
+        .encode_counter::<NoLabelSet, _, u64>(&self.kpis.dropped_transitions, None)?;
+        let mut metric = e.encode_descriptor(
+            "petra_notifications",
+            "Alarm notifications by channel (e.g. sms, voice) and result.",
+            None,
+            MetricType::Counter,
+        )?;
+        // Rows of the same series are added up: a series twice would fail the whole scrape.
+        let mut rows = std::collections::BTreeMap::<(&str, &str), u64>::new();
+        for (channel, result, n) in &self.notifications {
+            *rows.entry((channel, result)).or_default() += n;
+        }
+        for ((channel, result), n) in &rows {
+            let labels = [("channel", *channel), ("result", *result)];
+            metric
+                .encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+        }
+        Ok(())
+    }
 }
 
 /// The history's counters at one instant (labels: sink names from a closed set).
@@ -948,9 +1037,16 @@ json.dump(out, sys.stdout)
         assert_eq!(
             names,
             [
+                "petra_alarms_active",
+                "petra_alarms_chattering",
+                "petra_alarms_dropped_transitions",
+                "petra_alarms_flood",
+                "petra_alarms_rate_10min",
+                "petra_alarms_standing",
                 "petra_build_info",
                 "petra_bus_feed_drops",
                 "petra_bus_updates",
+                "petra_notifications",
                 "petra_scan_duration_seconds",
                 "petra_scan_jitter_seconds",
                 "petra_scan_overruns",
@@ -958,6 +1054,17 @@ json.dump(out, sys.stdout)
                 "petra_watchdog_trips",
             ]
         );
+        // Without alarms: the four priorities at 0, no notification rows.
+        for p in PRIORITIES {
+            let n = sample(
+                &f,
+                "petra_alarms_active",
+                "petra_alarms_active",
+                &[("priority", p)],
+            );
+            assert_eq!(n, 0.0, "{p}");
+        }
+        assert_eq!(f["petra_notifications"]["samples"], serde_json::json!([]));
         assert_eq!(f["petra_scan_duration_seconds"]["type"], "histogram");
         assert_eq!(f["petra_scan_jitter_seconds"]["type"], "histogram");
         assert_eq!(f["petra_scan_overruns"]["type"], "counter");
@@ -1033,16 +1140,102 @@ json.dump(out, sys.stdout)
             1.0
         );
 
-        // Labels from bounded sets only: `task`, `le`, `version` — never a signal name.
+        // Labels from bounded sets only: `task`, `le`, `version`, `priority` — never a signal
+        // name.
         for fam in f.values() {
             for s in fam["samples"].as_array().unwrap() {
                 for (k, v) in s[1].as_object().unwrap() {
-                    assert!(["task", "le", "version"].contains(&k.as_str()), "label {k}");
+                    let known = ["task", "le", "version", "priority"];
+                    assert!(known.contains(&k.as_str()), "label {k}");
                     let v = v.as_str().unwrap();
                     assert!(r.bus.id(v).is_none(), "signal name {v} as a label in {s}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn alarm_metrics_parse_and_carry_the_kpis_without_alarm_names() {
+        let r = run(["fast", "slow"]);
+        let alarms = AlarmMetrics {
+            kpis: AlarmKpis {
+                rate_10min: 12,
+                flood: true,
+                standing: vec!["tank_high".into(), "pump_fault".into()],
+                chattering: vec!["door_open".into()],
+                // `medium` missing: shown as 0; a name outside the closed set is not shown.
+                active: vec![
+                    ("critical".into(), 1),
+                    ("high".into(), 3),
+                    ("low".into(), 2),
+                    ("tank_high".into(), 7),
+                ],
+                dropped_transitions: 4,
+            },
+            notifications: vec![
+                ("sms", "ok", 4),
+                ("sms", "error", 1),
+                ("voice", "ok", 2),
+                ("sms", "ok", 1),
+            ],
+        };
+        let text = render_all(&r.engine.stats(), &r.bus, &[], None, &alarms);
+        assert!(
+            !text.contains("tank_high") && !text.contains("door_open"),
+            "{text}"
+        );
+        let f = parse_with_prometheus_client(&text);
+        let active = |p| {
+            sample(
+                &f,
+                "petra_alarms_active",
+                "petra_alarms_active",
+                &[("priority", p)],
+            )
+        };
+        assert_eq!(
+            PRIORITIES.map(active),
+            [2.0, 0.0, 3.0, 1.0],
+            "low, medium, high, critical"
+        );
+        assert_eq!(
+            f["petra_alarms_active"]["samples"]
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
+        for (fam, want) in [
+            ("petra_alarms_rate_10min", 12.0),
+            ("petra_alarms_standing", 2.0),
+            ("petra_alarms_chattering", 1.0),
+            ("petra_alarms_flood", 1.0),
+        ] {
+            assert_eq!(f[fam]["type"], "gauge", "{fam}");
+            assert_eq!(sample(&f, fam, fam, &[]), want, "{fam}");
+        }
+        assert_eq!(
+            sample(
+                &f,
+                "petra_alarms_dropped_transitions",
+                "petra_alarms_dropped_transitions_total",
+                &[]
+            ),
+            4.0
+        );
+        assert_eq!(f["petra_notifications"]["type"], "counter");
+        let sent = |channel, result| {
+            sample(
+                &f,
+                "petra_notifications",
+                "petra_notifications_total",
+                &[("channel", channel), ("result", result)],
+            )
+        };
+        assert_eq!(
+            (sent("sms", "ok"), sent("sms", "error"), sent("voice", "ok")),
+            (5.0, 1.0, 2.0)
+        );
     }
 
     #[test]

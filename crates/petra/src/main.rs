@@ -1,6 +1,7 @@
 //! The `petra` command: CLI parsing and dispatch. See docs/cli.md.
 
 mod admin;
+mod alarms;
 mod bench;
 mod probe;
 mod retain;

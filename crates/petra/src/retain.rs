@@ -58,10 +58,16 @@ pub fn save(path: &Path, bus: &Bus, ids: &[SignalId]) -> std::io::Result<()> {
         }
     }
     let doc = json!({"version": VERSION, "signals": signals});
+    write_atomic(path, serde_json::to_string_pretty(&doc)?.as_bytes())
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old or the new file: a
+/// temporary file beside it, synced, renamed over it, and the directory synced.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     {
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(serde_json::to_string_pretty(&doc)?.as_bytes())?;
+        f.write_all(bytes)?;
         f.sync_all()?;
     }
     fs::rename(&tmp, path)?;

@@ -23,6 +23,7 @@
 //! every other async task, stop the scan thread after one last scan, save retained values,
 //! exit 0.
 
+use crate::alarms::{AlarmManager, AlarmPlan, Outputs, assign_tasks};
 use crate::{retain, rt};
 use anyhow::{Context, anyhow};
 use petra_config::{DriverPlan, EngineOptions, Plan, ServerPlan};
@@ -94,7 +95,23 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
     let restored = retain::restore(&retain_path, &bus, &retained);
     let engine_opts = plan.engine;
     let (plant, data_dir) = (plan.plant.clone(), plan.data_dir.clone());
-    let engine = Engine::new(plan.program, bus.clone(), clock)?;
+    let api_cell: Arc<std::sync::OnceLock<Arc<Api>>> = Arc::default();
+    let board = Arc::new(petra_mqtt::Board::default());
+    let mut alarms = AlarmManager::start(
+        alarm_plan(plan.alarms, plan.notify, &plan.program),
+        bus.clone(),
+        clock.clone(),
+        &data_dir,
+        Outputs {
+            api: api_cell.clone(),
+            board: Some(board.clone()),
+        },
+    )
+    .context("cannot start the alarms")?;
+    let mut engine = Engine::new(plan.program, bus.clone(), clock)?;
+    if let Some(hook) = alarms.take_hook() {
+        engine.set_hook(hook);
+    }
     // The bus and the API's metadata say all the run needs about the signals: not kept twice
     // (the declarations of 100,000 signals are 20 MB).
     drop(plan.signals);
@@ -119,6 +136,8 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
                 config_name: path.display().to_string(),
                 clocks: Default::default(),
             });
+            api.set_alarms(Some(alarms.source()));
+            let _ = api_cell.set(api.clone());
             (Some(api), Some(rx), Some(prep.listener))
         }
         None => (None, None, None),
@@ -139,6 +158,8 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         drivers: None,
         history: None,
         history_cfg: None,
+        alarms,
+        board,
     };
     live.set_history(history_cfg, history);
     let result = runtime.block_on(async {
@@ -188,9 +209,12 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         bus,
         retained,
         retain_path,
+        alarms,
         ..
     } = live;
     let stopped = handle.stop();
+    // After the last scan: its transitions are journalled and the state saved.
+    alarms.stop();
     // After the last scan: its changes are recorded too.
     if let Some(h) = history {
         h.stop();
@@ -377,6 +401,7 @@ impl DriverSet {
         bus: &Arc<Bus>,
         feeds: Vec<Option<LatestFeed>>,
         commands: Option<Arc<dyn petra_mqtt::Commands>>,
+        board: &Arc<petra_mqtt::Board>,
     ) -> DriverSet {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -409,6 +434,7 @@ impl DriverSet {
                         status,
                         feed,
                         commands.clone(),
+                        Some(board.clone()),
                     );
                     tasks.spawn(driver.run(cancel.clone()).instrument(span));
                     running.push(Running::Mqtt(cfg));
@@ -535,6 +561,9 @@ struct Live {
     /// The running history and its configuration (a reload compares it).
     history: Option<Arc<History>>,
     history_cfg: Option<HistoryConfig>,
+    alarms: AlarmManager,
+    /// The alarm topics every MQTT driver publishes.
+    board: Arc<petra_mqtt::Board>,
 }
 
 impl Live {
@@ -605,7 +634,7 @@ impl Live {
             .api
             .clone()
             .map(|api| Arc::new(ApiCommands(api)) as Arc<dyn petra_mqtt::Commands>);
-        let set = DriverSet::start(plans, &self.bus, feeds, commands);
+        let set = DriverSet::start(plans, &self.bus, feeds, commands, &self.board);
         if let Some(api) = &self.api {
             api.set_drivers(set.statuses.clone());
         }
@@ -708,7 +737,7 @@ impl Live {
     }
 
     async fn try_reload(&mut self) -> anyhow::Result<ReloadReport> {
-        let plan = match petra_config::load(&self.path, &petra_blocks::builtin()) {
+        let mut plan = match petra_config::load(&self.path, &petra_blocks::builtin()) {
             Ok(p) => p,
             Err(e) => {
                 let diagnostics: Vec<String> = e.to_string().lines().map(String::from).collect();
@@ -756,8 +785,16 @@ impl Live {
             && same_drivers
             && plan.history == self.history_cfg;
         let meta = SignalMeta::from_plan(&plan);
+        let alarms = alarm_plan(
+            std::mem::take(&mut plan.alarms),
+            plan.notify.take(),
+            &plan.program,
+        );
         if same_bus {
-            let engine = Engine::new(plan.program, self.bus.clone(), clock)?;
+            let mut engine = Engine::new(plan.program, self.bus.clone(), clock)?;
+            if let Some(hook) = self.alarms.reload(alarms, self.bus.clone())? {
+                engine.set_hook(hook);
+            }
             let report = self.handle.reload(engine)?;
             if let Some(api) = &self.api {
                 // Same bus: the API keeps its change feed; `min`/`max`/`write` may be new.
@@ -778,7 +815,10 @@ impl Live {
         // Signals that stayed keep their live values (copied during the swap); new ones start
         // from their initial value, retained or not — the retained file only holds signals
         // of the running plan (it is rewritten on every change).
-        let engine = Engine::new(plan.program, bus.clone(), clock)?;
+        let mut engine = Engine::new(plan.program, bus.clone(), clock)?;
+        if let Some(hook) = self.alarms.reload(alarms, bus.clone())? {
+            engine.set_hook(hook);
+        }
         self.stop_io().await?;
         let old_drivers = self
             .drivers
@@ -826,6 +866,19 @@ impl Live {
             self.start_drivers(old_drivers, feeds);
         }
         Ok(report?)
+    }
+}
+
+/// The alarm manager's part of a plan, with each alarm's task decided.
+fn alarm_plan(
+    defs: Vec<petra_alarms::AlarmDef>,
+    notify: Option<petra_notify::NotifyConfig>,
+    program: &petra_engine::Program,
+) -> AlarmPlan {
+    AlarmPlan {
+        tasks: assign_tasks(&defs, program),
+        defs,
+        notify,
     }
 }
 

@@ -7,14 +7,18 @@
 //! At each step time `t`, in this order:
 //! 1. every scan due strictly before `t` runs;
 //! 2. the step's `set` is written to the bus (quality good unless written otherwise, stamped
-//!    with the virtual wall time);
-//! 3. every scan due at exactly `t` runs (it sees the values just set);
-//! 4. the step's `expect` is checked against the bus.
+//!    with the virtual wall time), then its `ack`s are applied (user `petra-test`);
+//! 3. every scan due at exactly `t` runs (it sees the values just set) — with the alarms
+//!    evaluated after each task, exactly as `petra run` does;
+//! 4. the step's `expect` is checked against the bus and its `alarms` against the alarm states.
+//!
+//! Alarms run without their manager: no journal, state file or notification.
 //!
 //! Virtual time 0 is the first scan of every task; retained values are not restored, signals
 //! start at their `initial` values.
 
 use anyhow::Context;
+use petra_alarms::AlarmState;
 use petra_config::Scenario;
 use petra_config::scenario::{Expectation, Expected, Step, show_duration, show_value};
 use petra_core::{Clock, MonoTime, Sample, Timestamp, VirtualClock};
@@ -32,10 +36,36 @@ const WALL_ORIGIN_NS: i64 = 1_767_225_600_000_000_000;
 #[derive(Debug)]
 pub struct Failure {
     pub step: Step,
-    pub expectation: Expectation,
-    pub actual: Sample,
+    pub what: Failed,
     /// Virtual time of the check.
     pub at: Duration,
+}
+
+/// What did not hold.
+#[derive(Debug)]
+pub enum Failed {
+    Signal {
+        expectation: Expectation,
+        actual: Sample,
+    },
+    Alarm {
+        name: String,
+        expected: AlarmState,
+        actual: AlarmState,
+    },
+    /// An `ack` the alarm refused (nothing to acknowledge).
+    Ack { name: String, error: String },
+}
+
+impl Failure {
+    /// The signal or alarm the failure is about.
+    #[cfg(test)]
+    pub fn name(&self) -> &str {
+        match &self.what {
+            Failed::Signal { expectation, .. } => &expectation.name,
+            Failed::Alarm { name, .. } | Failed::Ack { name, .. } => name,
+        }
+    }
 }
 
 /// What running one scenario gave.
@@ -66,8 +96,18 @@ pub fn run_scenario(sc: Scenario) -> anyhow::Result<Outcome> {
         WALL_ORIGIN_NS,
     )));
     let bus = sc.plan.bus_builder().build(clock.wall());
+    let tasks = crate::alarms::assign_tasks(&sc.plan.alarms, &sc.plan.program);
+    let plan = crate::alarms::AlarmPlan {
+        defs: sc.plan.alarms,
+        tasks,
+        notify: None,
+    };
+    let (alarms, hook) = crate::alarms::for_scenario(plan, bus.clone(), clock.clone())?;
     let mut engine = Engine::new(sc.plan.program, bus.clone(), clock.clone())
         .with_context(|| format!("cannot run {}", sc.plan.config_path.display()))?;
+    if let Some(hook) = hook {
+        engine.set_hook(hook);
+    }
     let mut failures = Vec::new();
     let mut expectations = 0;
     let mut now = Duration::ZERO;
@@ -88,6 +128,19 @@ pub fn run_scenario(sc: Scenario) -> anyhow::Result<Outcome> {
             bus.write(op.signal, value, op.quality, wall)
                 .with_context(|| format!("cannot set `{}`", op.name))?;
         }
+        for name in &step.ack {
+            expectations += 1;
+            if let Err(e) = alarms.ack(name, "petra-test") {
+                failures.push(Failure {
+                    step: step.clone(),
+                    what: Failed::Ack {
+                        name: name.clone(),
+                        error: e.to_string(),
+                    },
+                    at: step.at,
+                });
+            }
+        }
         // 3. Scans due at t.
         engine.run_due();
         // 4. Checks.
@@ -97,8 +150,25 @@ pub fn run_scenario(sc: Scenario) -> anyhow::Result<Outcome> {
             if !e.check(&actual) {
                 failures.push(Failure {
                     step: step.clone(),
-                    expectation: e.clone(),
-                    actual,
+                    what: Failed::Signal {
+                        expectation: e.clone(),
+                        actual,
+                    },
+                    at: step.at,
+                });
+            }
+        }
+        for a in &step.alarms {
+            expectations += 1;
+            let actual = alarms.state(&a.name).expect("resolved alarm");
+            if actual != a.state {
+                failures.push(Failure {
+                    step: step.clone(),
+                    what: Failed::Alarm {
+                        name: a.name.clone(),
+                        expected: a.state,
+                        actual,
+                    },
                     at: step.at,
                 });
             }
@@ -151,19 +221,39 @@ pub fn report(o: &Outcome) -> String {
                 show_duration(f.at),
             ));
         }
-        let e = &f.expectation;
-        let mut line = format!(
-            "\n    {}: expected {}, actual {} ({})",
-            e.name,
-            e.expected_text(),
-            show_value(&f.actual.value),
-            f.actual.quality
-        );
-        if let (Some(Expected::Approx { value, .. }), Some(a)) = (&e.value, f.actual.value.as_f64())
-        {
-            line.push_str(&format!(", off by {}", show_diff(a - value)));
-        }
-        line.push_str(&format!("  [{}:{}:{}]", o.file, e.line, e.col));
+        let line = match &f.what {
+            Failed::Signal {
+                expectation: e,
+                actual,
+            } => {
+                let mut line = format!(
+                    "\n    {}: expected {}, actual {} ({})",
+                    e.name,
+                    e.expected_text(),
+                    show_value(&actual.value),
+                    actual.quality
+                );
+                if let (Some(Expected::Approx { value, .. }), Some(a)) =
+                    (&e.value, actual.value.as_f64())
+                {
+                    line.push_str(&format!(", off by {}", show_diff(a - value)));
+                }
+                line.push_str(&format!("  [{}:{}:{}]", o.file, e.line, e.col));
+                line
+            }
+            Failed::Alarm {
+                name,
+                expected,
+                actual,
+            } => format!(
+                "\n    alarm {name}: expected {expected}, actual {actual}  [{}:{}]",
+                o.file, f.step.line
+            ),
+            Failed::Ack { name, error } => format!(
+                "\n    ack {name} refused: {error}  [{}:{}]",
+                o.file, f.step.line
+            ),
+        };
         s.push_str(&line);
     }
     s
@@ -241,6 +331,9 @@ signals:
 blocks:
   - { name: delay, type: TON, inputs: { in: start }, outputs: { q: run }, params: { pt: 50ms } }
   - { name: mv, type: MOVE, inputs: { in: level }, outputs: { out: copy } }
+alarms:
+  - { name: copy_high, signal: copy, high: 5.0, deadband: 0.5, on_delay: 30ms, off_delay: 20ms }
+  - { name: running, signal: run, equals: true, latch: true }
 ";
 
     fn scenario(src: &str) -> Scenario {
@@ -265,7 +358,7 @@ blocks:
     fn failed(o: &Outcome) -> Vec<(usize, &str)> {
         o.failures
             .iter()
-            .map(|f| (f.step.index, f.expectation.name.as_str()))
+            .map(|f| (f.step.index, f.name()))
             .collect()
     }
 
@@ -406,5 +499,66 @@ steps:
         // for a loaded machine; a run that depends on virtual time rather than on the number
         // of scans (as when the engine folded its statistics every 250 ms of clock time) fails.
         assert!(o.elapsed < Duration::from_secs(15), "{:?}", o.elapsed);
+    }
+
+    #[test]
+    fn alarm_delays_and_deadband_run_in_virtual_time_on_the_scan() {
+        // `copy` follows `level` in the scan; the alarm on it is evaluated right after that
+        // task, so its on-delay counts from the scan that wrote 6.0.
+        let o = outcome(
+            "config: plant.yaml
+steps:
+  - { at: 10ms, set: { level: 6.0 }, alarms: { copy_high: normal } }
+  - { at: 39ms, alarms: { copy_high: normal } }
+  - { at: 40ms, alarms: { copy_high: active_unacked } }
+  - { at: 50ms, set: { level: 4.8 }, alarms: { copy_high: active_unacked } }
+  - { at: 200ms, alarms: { copy_high: active_unacked } }
+  - { at: 210ms, set: { level: 4.4 } }
+  - { at: 229ms, alarms: { copy_high: active_unacked } }
+  - { at: 230ms, alarms: { copy_high: rtn_unacked } }
+  - { at: 240ms, ack: [copy_high], alarms: { copy_high: normal } }
+",
+        );
+        assert!(o.passed(), "{}", report(&o));
+    }
+
+    #[test]
+    fn ack_before_the_return_and_a_latch_that_needs_the_ack_after_it() {
+        let o = outcome(
+            "config: plant.yaml
+steps:
+  - { at: 0ms, set: { level: 9.0, start: true } }
+  - { at: 35ms, ack: [copy_high], alarms: { copy_high: active_acked } }
+  - { at: 50ms, alarms: { running: active_unacked } }
+  - { at: 60ms, set: { level: 1.0, start: false } }
+  - { at: 80ms, alarms: { copy_high: normal, running: active_unacked } }
+  - { at: 90ms, ack: [running], alarms: { running: normal } }
+",
+        );
+        assert!(o.passed(), "{}", report(&o));
+    }
+
+    #[test]
+    fn alarm_mismatches_and_refused_acks_are_failures_with_their_step() {
+        let o = outcome(
+            "config: plant.yaml
+steps:
+  - { at: 0ms, ack: [copy_high] }
+  - { at: 10ms, alarms: { copy_high: active_unacked } }
+",
+        );
+        assert_eq!(failed(&o), [(1, "copy_high"), (2, "copy_high")]);
+        let text = report(&o);
+        assert!(text.contains("2 of 2 expectations failed"), "{text}");
+        assert!(
+            text.contains("ack copy_high refused: alarm `copy_high` is normal: there is nothing to acknowledge"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "alarm copy_high: expected active_unacked, actual normal  [t.test.yaml:4]"
+            ),
+            "{text}"
+        );
     }
 }

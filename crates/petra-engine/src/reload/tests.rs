@@ -229,3 +229,32 @@ fn reload_on_the_scan_thread_misses_no_scan() {
     );
     assert_eq!(stats.tasks[0].overruns(), 0);
 }
+
+struct Count(Arc<std::sync::atomic::AtomicU64>);
+
+impl crate::ScanHook for Count {
+    fn after_task(&mut self, _: usize, _: &Bus, _: MonoTime, _: Timestamp) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_new_engine_without_a_hook_keeps_the_old_one() {
+    let bus = floats(&["a"]);
+    let a = sig(&bus, "a");
+    let runs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let clock = vclock();
+    let mut old = Engine::new(
+        one_task(10, vec![counter("c", "CTR", a)]),
+        bus.clone(),
+        clock.clone(),
+    )
+    .unwrap();
+    old.set_hook(Box::new(Count(runs.clone())));
+    old.run_until(ms(10));
+    assert_eq!(runs.load(Ordering::Relaxed), 2);
+    let mut new = Engine::new(one_task(10, vec![counter("c", "CTR", a)]), bus, clock).unwrap();
+    new.take_over(&mut old);
+    new.run_until(ms(20));
+    assert_eq!(runs.load(Ordering::Relaxed), 3);
+}

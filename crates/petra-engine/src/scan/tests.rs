@@ -501,3 +501,58 @@ fn a_block_can_mark_its_outputs_bad_and_downstream_blocks_see_it() {
     );
     assert_eq!(get(&bus, "c"), 1.25);
 }
+
+/// Records what the hook saw: (task, signal `z` on the bus, scan time in ms).
+struct Peek {
+    z: SignalId,
+    seen: Arc<Mutex<Vec<(usize, f64, u64)>>>,
+}
+
+impl crate::ScanHook for Peek {
+    fn after_task(&mut self, task: usize, bus: &Bus, now: MonoTime, _wall: Timestamp) {
+        let v = bus.read(self.z).unwrap().value.as_f64().unwrap();
+        self.seen
+            .lock()
+            .unwrap()
+            .push((task, v, now.nanos() / 1_000_000));
+    }
+}
+
+#[test]
+fn the_hook_runs_after_each_task_and_sees_its_committed_outputs() {
+    let bus = floats(&["z"]);
+    let z = sig(&bus, "z");
+    let mut n = 0.0;
+    let program = Program {
+        tasks: vec![
+            task(
+                "fast",
+                10,
+                1,
+                vec![block("inc", vec![], vec![Some(z)], move |io| {
+                    n += 1.0;
+                    io.set_float(0, n)
+                })],
+            ),
+            task("slow", 20, 0, vec![logger("idle", &Log::default())]),
+        ],
+        safe_values: vec![],
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut e = Engine::new(program, bus, vclock()).unwrap();
+    e.set_hook(Box::new(Peek {
+        z,
+        seen: seen.clone(),
+    }));
+    e.run_until(ms(20));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (0, 1.0, 0),
+            (1, 1.0, 0),
+            (0, 2.0, 10),
+            (0, 3.0, 20),
+            (1, 3.0, 20)
+        ]
+    );
+}

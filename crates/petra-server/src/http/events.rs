@@ -1,4 +1,6 @@
-//! `GET /api/v1/events`: Server-Sent Events of signal changes.
+//! `GET /api/v1/events`: Server-Sent Events of signal changes and alarm transitions.
+//!
+//! # Signals
 //!
 //! One hub task drains the bus's coalesced [`petra_core::LatestFeed`] and broadcasts the ids
 //! that changed, tagged with the generation of the [`Signals`] they belong to. Each stream
@@ -7,6 +9,16 @@
 //! fresh snapshot instead of the batches it missed (coalescing again — a slow client never
 //! holds memory or slows the bus). After a reload swapped the signals, each stream sends a
 //! snapshot of the new ones.
+//!
+//! # Alarms
+//!
+//! [`Api::publish_alarm`] (called by the alarm manager on every transition) serialises the
+//! alarm once and broadcasts it on a second bounded channel ([`ALARM_EVENTS`]); every stream
+//! sends it as `event: alarm`. On connect, after the signal snapshot, a stream sends every
+//! alarm once (the source's `list()`). A stream that falls more than [`ALARM_EVENTS`] alarm
+//! events behind skips the ones it missed and sends the whole `list()` instead, as a burst of
+//! `event: alarm` — the latest state of every alarm, never a queue that grows. A signal
+//! snapshot (lag, reload) keeps the alarm events already queued.
 
 use super::handlers::{Caller, signal_json};
 use super::{Api, Signals};
@@ -23,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Change batches kept for slow streams before they are told to resynchronise.
 const BATCHES: usize = 64;
+/// Alarm events kept for slow streams before they get the whole alarm list instead.
+pub(crate) const ALARM_EVENTS: usize = 256;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// A batch of changed signals of one generation of [`Signals`].
@@ -35,6 +49,14 @@ pub(crate) struct Batch {
 /// The broadcast side, created with the state (see `Api::events`).
 pub(crate) fn channel() -> broadcast::Sender<Batch> {
     broadcast::Sender::new(BATCHES)
+}
+
+/// One alarm transition: the JSON of its `AlarmView`, serialised once for every stream.
+pub(crate) type AlarmEvent = Arc<str>;
+
+/// The broadcast side of alarm events, created with the state (see `Api::alarm_events`).
+pub(crate) fn alarm_channel() -> broadcast::Sender<AlarmEvent> {
+    broadcast::Sender::new(ALARM_EVENTS)
 }
 
 /// Drains the change feed of the current signals and broadcasts the changes, until `cancel`.
@@ -91,24 +113,42 @@ pub(crate) async fn events(
     State(api): State<Arc<Api>>,
     _caller: Caller,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // Subscribed before the snapshots are taken: nothing that happens after them is missed
+    // (a change between the two is sent twice, the later copy being the current state).
     let rx = api.events.subscribe();
+    let alarm_rx = api.alarm_events.subscribe();
     let current = api.current();
     let mut pending = VecDeque::new();
     snapshot(&current, &mut pending);
+    all_alarms(&api, &mut pending);
     let state = StreamState {
         api: api.clone(),
         rx,
+        alarm_rx,
         current,
         pending,
     };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         loop {
             if let Some(ev) = st.pending.pop_front() {
-                return Some((Ok(ev), st));
+                return Some((Ok(ev.into_event()), st));
             }
             let batch = tokio::select! {
                 _ = st.api.shutdown.cancelled() => return None,
                 b = st.rx.recv() => b,
+                a = st.alarm_rx.recv() => {
+                    match a {
+                        Ok(json) => st.pending.push_back(Pending::Alarm(json)),
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            // Skip what was missed (the list below is newer), then the list.
+                            st.alarm_rx = st.alarm_rx.resubscribe();
+                            st.pending.retain(|p| matches!(p, Pending::Signal(_)));
+                            all_alarms(&st.api, &mut st.pending);
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                    continue;
+                }
             };
             match batch {
                 Ok(b) => {
@@ -143,12 +183,31 @@ pub(crate) async fn events(
 struct StreamState {
     api: Arc<Api>,
     rx: broadcast::Receiver<Batch>,
+    alarm_rx: broadcast::Receiver<AlarmEvent>,
     current: Arc<Signals>,
-    pending: VecDeque<Event>,
+    pending: VecDeque<Pending>,
 }
 
-fn snapshot(signals: &Signals, out: &mut VecDeque<Event>) {
-    out.clear();
+/// An event waiting to be sent.
+enum Pending {
+    Signal(Event),
+    /// The JSON of an `AlarmView`.
+    Alarm(AlarmEvent),
+}
+
+impl Pending {
+    fn into_event(self) -> Event {
+        match self {
+            Pending::Signal(ev) => ev,
+            Pending::Alarm(json) => Event::default().event("alarm").data(&*json),
+        }
+    }
+}
+
+/// Replaces the queued signal events with every signal's current value; queued alarm events
+/// stay (they are not covered by a signal snapshot).
+fn snapshot(signals: &Signals, out: &mut VecDeque<Pending>) {
+    out.retain(|p| matches!(p, Pending::Alarm(_)));
     for i in 0..signals.meta.len() {
         if let Some(ev) = signal_event(signals, SignalId::from_index(i)) {
             out.push_back(ev);
@@ -156,7 +215,22 @@ fn snapshot(signals: &Signals, out: &mut VecDeque<Event>) {
     }
 }
 
-fn signal_event(signals: &Signals, id: SignalId) -> Option<Event> {
+/// Queues every alarm of the source (none without one).
+fn all_alarms(api: &Api, out: &mut VecDeque<Pending>) {
+    let Some(source) = api.alarm_source() else {
+        return;
+    };
+    for view in source.list() {
+        match serde_json::to_string(&view) {
+            Ok(json) => out.push_back(Pending::Alarm(Arc::from(json))),
+            Err(e) => tracing::error!(error = %e, alarm = %view.name, "cannot serialise an alarm"),
+        }
+    }
+}
+
+fn signal_event(signals: &Signals, id: SignalId) -> Option<Pending> {
     let data = signal_json(signals, id)?;
-    Some(Event::default().event("signal").data(data.to_string()))
+    Some(Pending::Signal(
+        Event::default().event("signal").data(data.to_string()),
+    ))
 }

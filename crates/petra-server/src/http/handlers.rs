@@ -47,7 +47,7 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
@@ -91,7 +91,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The client's address (`0.0.0.0:0` when the server was not given connection info, as in
 /// unit tests that call the router directly).
@@ -191,7 +191,7 @@ pub(crate) async fn audit(api: &Arc<Api>, event: AuditEvent) -> ApiResult<()> {
     }
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     shape: &str,
 ) -> ApiResult<T> {
@@ -395,7 +395,7 @@ impl<S: Send + Sync> FromRequestParts<S> for NameParam {
     }
 }
 
-fn check_name<'a>(name: &'a str, what: &str) -> ApiResult<&'a str> {
+pub(crate) fn check_name<'a>(name: &'a str, what: &str) -> ApiResult<&'a str> {
     if name.len() <= MAX_NAME && petra_config::is_name(name) {
         Ok(name)
     } else {
@@ -595,22 +595,7 @@ fn article(word: &str) -> &'static str {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Alarms, history (until their issues land)
-
-pub(crate) async fn list_alarms(_caller: Caller) -> Json<Vec<serde_json::Value>> {
-    Json(Vec::new())
-}
-
-pub(crate) async fn alarm_action(
-    caller: Caller,
-    NameParam(name): NameParam,
-) -> ApiResult<Response> {
-    caller.require(Role::Operator, "acknowledging and shelving alarms")?;
-    let name = check_name(&name, "alarm")?;
-    Err(ApiError::not_found(format!(
-        "no alarm `{name}` (this version of Petra has no alarms)"
-    )))
-}
+// History (the alarm endpoints are in `alarms`)
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -760,7 +745,9 @@ pub(crate) async fn metrics(State(api): State<Arc<Api>>, _caller: Caller) -> Res
     let stats = api.stats.load().get();
     let signals = api.current();
     let history = api.history_metrics();
-    let text = crate::metrics::render_all(&stats, &signals.bus, &api.drivers.load(), history);
+    let alarms = api.alarm_metrics();
+    let text =
+        crate::metrics::render_all(&stats, &signals.bus, &api.drivers.load(), history, &alarms);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 

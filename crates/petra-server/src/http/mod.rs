@@ -11,7 +11,9 @@
 //!   login sessions, the failed-login limiter, the audit log, the engine's statistics;
 //! - a channel to the runtime for `POST /api/v1/config/reload` ([`ReloadRequest`]): the runtime
 //!   owns the engine and performs the reload; the handler waits for its answer;
-//! - readiness per component ([`Readiness`]).
+//! - readiness per component ([`Readiness`]);
+//! - the alarms ([`AlarmSource`], set by the runtime's alarm manager with [`Api::set_alarms`];
+//!   the manager reports each transition with [`Api::publish_alarm`] for the event streams).
 //!
 //! Request handling rules (docs/security.md): every route but login, `/health` and `/ready`
 //! authenticates first (401), then checks the role (403), then validates (400/404/422).
@@ -20,10 +22,18 @@
 //! cannot be written, the change is not made (503). Time comes from [`Clocks`], so tests move
 //! it by hand.
 
+mod alarms;
 mod events;
 mod handlers;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_alarms;
+
+pub use alarms::{
+    AlarmActed, AlarmAction, AlarmActionError, AlarmKpis, AlarmSource, AlarmView, MAX_SHELVE,
+    PRIORITIES,
+};
 
 use crate::{AuditLog, LoginLimiter, Role, ServerError, Sessions, Users};
 use arc_swap::ArcSwap;
@@ -255,6 +265,10 @@ pub struct Api {
     pub(crate) history: std::sync::Mutex<Option<HistorySource>>,
     /// Where `GET /api/v1/history` reads from (`None`: no history is kept).
     pub(crate) history_query: std::sync::Mutex<Option<HistoryQuery>>,
+    /// The alarm manager (`None`: the configuration has no alarms).
+    pub(crate) alarms: std::sync::Mutex<Option<Arc<dyn AlarmSource>>>,
+    /// Alarm transitions for the event streams, as the JSON of their `AlarmView` (see `events`).
+    pub(crate) alarm_events: tokio::sync::broadcast::Sender<events::AlarmEvent>,
 }
 
 /// Reads the history's counters at scrape time.
@@ -313,6 +327,8 @@ impl Api {
             drivers: ArcSwap::from_pointee(Vec::new()),
             history: std::sync::Mutex::new(None),
             history_query: std::sync::Mutex::new(None),
+            alarms: std::sync::Mutex::new(None),
+            alarm_events: events::alarm_channel(),
         };
         (Arc::new(api), rx)
     }
@@ -366,6 +382,46 @@ impl Api {
         source.map(|f| f())
     }
 
+    /// Tells the alarm endpoints, the event stream and `/metrics` where the alarms are
+    /// (`None`: the configuration has no `alarms` section — the list is empty, actions 404).
+    pub fn set_alarms(&self, source: Option<Arc<dyn AlarmSource>>) {
+        *self.alarms.lock().unwrap_or_else(|e| e.into_inner()) = source;
+    }
+
+    /// Sends `view` as `event: alarm` to every open event stream. The alarm manager calls it on
+    /// every transition, including those an API action caused. Never blocks: the view is
+    /// serialised once and broadcast (a stream that falls behind gets the whole list instead).
+    pub fn publish_alarm(&self, view: AlarmView) {
+        match serde_json::to_string(&view) {
+            // No receiver is fine: nobody is listening.
+            Ok(json) => drop(self.alarm_events.send(Arc::from(json))),
+            Err(e) => tracing::error!(error = %e, alarm = %view.name, "cannot serialise an alarm"),
+        }
+    }
+
+    pub(crate) fn alarm_source(&self) -> Option<Arc<dyn AlarmSource>> {
+        self.alarms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The KPIs with all four priorities (zeros when there are no alarms).
+    pub(crate) fn alarm_kpis(&self) -> AlarmKpis {
+        self.alarm_source()
+            .map(|s| s.kpis())
+            .unwrap_or_default()
+            .normalized()
+    }
+
+    pub(crate) fn alarm_metrics(&self) -> crate::metrics::AlarmMetrics {
+        let source = self.alarm_source();
+        crate::metrics::AlarmMetrics {
+            kpis: source.as_ref().map(|s| s.kpis()).unwrap_or_default(),
+            notifications: source.map(|s| s.notifications()).unwrap_or_default(),
+        }
+    }
+
     /// A command from MQTT on topic `source`: applied when the signal's `write` list names
     /// `mqtt`, type- and range-checked and audit-logged like an API write; `Err` says why not.
     pub async fn mqtt_write(
@@ -385,10 +441,17 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/login", post(login))
         .route("/api/v1/signals", get(list_signals))
         .route("/api/v1/signals/{name}", get(get_signal).put(write_signal))
-        .route("/api/v1/alarms", get(list_alarms))
-        .route("/api/v1/alarms/{name}/ack", post(alarm_action))
-        .route("/api/v1/alarms/{name}/shelve", post(alarm_action))
-        .route("/api/v1/alarms/{name}/unshelve", post(alarm_action))
+        .route("/api/v1/alarms", get(alarms::list_alarms))
+        // No clash with `{name}/…` below (one segment more): an alarm named `kpis` keeps its
+        // actions.
+        .route("/api/v1/alarms/kpis", get(alarms::alarm_kpis))
+        .route("/api/v1/alarms/journal", get(alarms::alarm_journal))
+        .route("/api/v1/alarms/{name}/ack", post(alarms::ack_alarm))
+        .route("/api/v1/alarms/{name}/shelve", post(alarms::shelve_alarm))
+        .route(
+            "/api/v1/alarms/{name}/unshelve",
+            post(alarms::unshelve_alarm),
+        )
         .route("/api/v1/history", get(history))
         .route("/api/v1/config/reload", post(reload))
         .route("/api/v1/events", get(events::events))

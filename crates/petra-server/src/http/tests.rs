@@ -7,7 +7,7 @@ use petra_core::{SystemClock, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tower::ServiceExt;
 
-const PASSWORD: &str = "a long enough password";
+pub(super) const PASSWORD: &str = "a long enough password";
 
 const CONFIG: &str = "plant: t
 signals:
@@ -17,8 +17,8 @@ signals:
   - { name: label, type: string, initial: x, write: [viewer] }
 ";
 
-struct Fixture {
-    api: Arc<Api>,
+pub(super) struct Fixture {
+    pub(super) api: Arc<Api>,
     _engine: petra_engine::EngineHandle,
     _dir: tempfile::TempDir,
     /// Seconds added to the real clocks.
@@ -26,7 +26,7 @@ struct Fixture {
     _reload_rx: mpsc::Receiver<ReloadRequest>,
 }
 
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let plan = petra_config::load_str(
         CONFIG,
@@ -79,7 +79,7 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         uri: &str,
@@ -101,7 +101,7 @@ impl Fixture {
         (status, json, headers)
     }
 
-    async fn login(&self, user: &str) -> String {
+    pub(super) async fn login(&self, user: &str) -> String {
         let body = format!(r#"{{"user":"{user}","password":"{PASSWORD}"}}"#);
         let (s, j, _) = self
             .call(Method::POST, "/api/v1/login", None, Some(body))
@@ -282,6 +282,7 @@ async fn http_roles_and_unauthenticated_calls() {
         (Method::GET, "/api/v1/signals/tank.level"),
         (Method::PUT, "/api/v1/signals/tank.level"),
         (Method::GET, "/api/v1/alarms"),
+        (Method::GET, "/api/v1/alarms/kpis"),
         (Method::POST, "/api/v1/alarms/a/ack"),
         (Method::POST, "/api/v1/alarms/a/shelve"),
         (Method::POST, "/api/v1/alarms/a/unshelve"),
