@@ -1,6 +1,7 @@
 //! End-to-end tests of the `petra` binary. One integration-test binary for the whole crate
 //! (each extra one would relink everything).
 
+mod alarms;
 mod api;
 mod cli;
 mod history;

@@ -129,7 +129,7 @@ fn a_subscriber_sees_every_signal_of_the_quickstart() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let src = std::fs::read_to_string(repo.join("examples/quickstart.yaml")).unwrap();
     let signals = src.split_once("\nsignals:").unwrap().1;
-    let signals = signals.split_once("\nblocks:").unwrap().0;
+    let signals = signals.split_once("\nhistory:").unwrap().0;
     let names: Vec<String> = signals
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- { name: "))
