@@ -402,6 +402,15 @@ impl Bus {
         self.slots.get(id.index()).map(|s| s.read_into(dst))
     }
 
+    /// Starts loading a signal's slot into the cache (see [`crate::prefetch`]); a no-op for
+    /// an id this bus did not issue.
+    #[inline(always)]
+    pub fn prefetch(&self, id: SignalId) {
+        if let Some(s) = self.slots.get(id.index()) {
+            crate::prefetch(s as *const Slot);
+        }
+    }
+
     /// Writes a value. Returns whether it was a change (value or quality differs).
     #[inline]
     pub fn write(

@@ -15,12 +15,14 @@
 mod bus;
 mod clock;
 mod feed;
+mod hint;
 mod quality;
 mod time;
 mod value;
 
 pub use bus::{Bus, BusBuilder, BusError, Sample, SignalDef, SignalId};
 pub use clock::{Clock, SystemClock, VirtualClock};
+pub use hint::prefetch;
 pub use feed::{Change, LatestFeed, LosslessFeed, OverflowPolicy, Waker};
 pub use quality::{BadReason, Quality};
 pub use time::{MonoTime, Timestamp};

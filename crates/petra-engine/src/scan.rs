@@ -573,7 +573,7 @@ impl Engine {
             // scans; fetching a few blocks ahead overlaps those misses instead of paying them
             // one after another (measured: the dominant cost of a 10 ms scan).
             if let Some(ahead) = task.blocks.get(k + PREFETCH_AHEAD) {
-                prefetch(&*ahead.block as *const dyn Block as *const u8);
+                petra_core::prefetch(&*ahead.block as *const dyn Block);
             }
             let b = &mut task.blocks[k];
             let worst = if fast {
@@ -691,18 +691,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// Hints the CPU to start loading the cache line at `p`. Never faults, whatever `p` is.
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; it does not dereference `p` architecturally.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Appends `items` to `flat` and returns where they landed.

@@ -5,7 +5,13 @@
 //! four apart, so the dependency order matters), GT, AND and MOVE, all in one task. The engine
 //! runs on its dedicated thread for `--duration`; the report has the scan time and jitter
 //! percentiles from the engine's own HDR histograms, the overrun count and the process RSS.
+//!
+//! With `--alarms N`, N alarms watch the inputs and outputs (high, low, equals and bad-quality
+//! conditions in turn, with deadbands and delays, none of them active) and run exactly as in
+//! `petra run`: evaluated on the scan thread after the task, with the alarm manager's thread
+//! and state file (in a temporary directory) behind them. Their cost is in the scan time.
 
+use crate::alarms::{AlarmManager, AlarmPlan, Outputs, assign_tasks};
 use crate::rt;
 use anyhow::{anyhow, bail};
 use petra_core::{Clock, SystemClock};
@@ -41,10 +47,18 @@ pub struct ScanArgs {
     /// reporting how long each swap held the scan thread.
     #[arg(long, value_parser = crate::duration)]
     reload_every: Option<Duration>,
+    /// Alarm conditions evaluated after the task every scan (see the module doc).
+    #[arg(long, default_value_t = 0)]
+    alarms: usize,
 }
 
 /// The synthetic configuration (see the module doc).
-pub fn synthetic_config(signals: usize, blocks: usize, period: Duration) -> anyhow::Result<String> {
+pub fn synthetic_config(
+    signals: usize,
+    blocks: usize,
+    period: Duration,
+    alarms: usize,
+) -> anyhow::Result<String> {
     if signals < blocks + 2 {
         bail!("--signals must be at least --blocks + 2 (each block writes its own signal)");
     }
@@ -97,6 +111,22 @@ pub fn synthetic_config(signals: usize, blocks: usize, period: Duration) -> anyh
         };
         writeln!(y, "  - {{ name: b{i}, {line} }}")?;
     }
+    if alarms > 0 {
+        writeln!(y, "alarms:")?;
+    }
+    for a in 0..alarms {
+        // Inputs hold j.0 for ever; ADD outputs grow with their chain, GT/AND outputs are bool.
+        let cond = match a % 4 {
+            0 => format!("signal: x{}, high: 1.0e9, deadband: 0.5, on_delay: 1s", a % inputs),
+            1 => format!("signal: x{}, low: -1.0, deadband: 0.5, off_delay: 1s", a % inputs),
+            2 => format!("signal: o{}, bad_quality: true", (a / 4) % blocks.max(1)),
+            _ => match (a / 4) % blocks.max(1) {
+                b if matches!(kind(b), 1 | 2) => format!("signal: o{b}, equals: true, latch: true"),
+                b => format!("signal: o{b}, high: 1.0e12, priority: high"),
+            },
+        };
+        writeln!(y, "  - {{ name: al{a}, {cond} }}")?;
+    }
     Ok(y)
 }
 
@@ -115,14 +145,34 @@ fn rss_bytes() -> u64 {
 }
 
 pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
-    let yaml = synthetic_config(args.signals, args.blocks, args.period)?;
+    let yaml = synthetic_config(args.signals, args.blocks, args.period, args.alarms)?;
     let registry = petra_blocks::builtin();
     let env = |_: &str| None;
     let plan = petra_config::load_str(&yaml, "<bench>", Path::new("."), &env, &registry)
         .map_err(|e| anyhow!("the synthetic configuration does not compile:\n{e}"))?;
     let clock = std::sync::Arc::new(SystemClock::new());
     let bus = plan.bus_builder().build(clock.wall());
-    let engine = Engine::new(plan.program, bus, clock)?;
+    // The alarm state file goes to a directory of this run, removed at the end.
+    let alarm_dir = std::env::temp_dir().join(format!("petra-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&alarm_dir)?;
+    let mut alarms = AlarmManager::start(
+        AlarmPlan {
+            tasks: assign_tasks(&plan.alarms, &plan.program),
+            defs: plan.alarms,
+            notify: None,
+        },
+        bus.clone(),
+        clock.clone(),
+        &alarm_dir,
+        Outputs {
+            api: Default::default(),
+            board: None,
+        },
+    )?;
+    let mut engine = Engine::new(plan.program, bus, clock)?;
+    if let Some(hook) = alarms.take_hook() {
+        engine.set_hook(hook);
+    }
     let handle = engine.spawn(rt::setup(args.rt_priority, args.cpu))?;
     let started = std::time::Instant::now();
     let mut swaps = Vec::new();
@@ -148,6 +198,8 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
     }
     let stats = handle.stats();
     handle.stop()?;
+    alarms.stop();
+    let _ = std::fs::remove_dir_all(&alarm_dir);
     let swap_max = swaps.iter().max().copied().unwrap_or_default();
     let s = stats.tasks[0].snapshot();
     let rss = rss_bytes();
@@ -160,6 +212,7 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
             "scan_us": {"p50": us(s.scan.p50), "p99": us(s.scan.p99), "max": us(s.scan.max)},
             "jitter_us": {"p50": us(s.jitter.p50), "p99": us(s.jitter.p99), "max": us(s.jitter.max)},
             "rss_bytes": rss,
+            "alarms": args.alarms,
         });
         if args.reload_every.is_some() {
             out["reloads"] = swaps.len().into();
@@ -168,8 +221,8 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
         println!("{out}");
     } else {
         println!(
-            "{} signals, {} blocks, period {:?}, {:?}",
-            args.signals, args.blocks, args.period, args.duration
+            "{} signals, {} blocks, {} alarms, period {:?}, {:?}",
+            args.signals, args.blocks, args.alarms, args.period, args.duration
         );
         println!("scans     {}", s.scans);
         println!("overruns  {}", s.overruns);
