@@ -22,8 +22,8 @@ mod value;
 
 pub use bus::{Bus, BusBuilder, BusError, Sample, SignalDef, SignalId};
 pub use clock::{Clock, SystemClock, VirtualClock};
-pub use hint::prefetch;
 pub use feed::{Change, LatestFeed, LosslessFeed, OverflowPolicy, Waker};
+pub use hint::prefetch;
 pub use quality::{BadReason, Quality};
 pub use time::{MonoTime, Timestamp};
 pub use value::{Value, ValueType};

@@ -166,6 +166,15 @@ impl History {
         })
     }
 
+    /// Appends rows that do not come from the bus — the alarm journal — to the WAL, so every
+    /// sink stores them like samples. They are durable at the sampler's next sync (within the
+    /// `fsync` interval), like the samples appended with them.
+    pub fn record(&self, rows: &mut Vec<Row>) {
+        let mut buf = Vec::new();
+        let mut failing = false;
+        append(&self.wal, rows, &mut buf, &mut failing);
+    }
+
     pub fn metrics(&self) -> HistoryMetrics {
         let stats = self.wal.stats();
         HistoryMetrics {

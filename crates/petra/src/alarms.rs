@@ -30,7 +30,9 @@
 //!   for a step already sent.
 //! * **Journal.** Every transition and every delivery attempt is one JSON line in
 //!   `{data_dir}/alarms/journal-YYYY-MM-DD.jsonl` (UTC day); the last [`RECENT`] entries are
-//!   kept in memory for `GET /api/v1/alarms/journal`.
+//!   kept in memory for `GET /api/v1/alarms/journal`. With a `history` section, every
+//!   transition is also a row of the history (signal `alarm:NAME`, the JSON entry as its
+//!   text), through the WAL into Parquet and ClickHouse.
 
 use crate::retain::write_atomic;
 use petra_alarms::{
@@ -284,6 +286,14 @@ pub struct Outputs {
     /// the engine starts).
     pub api: Arc<std::sync::OnceLock<Arc<Api>>>,
     pub board: Option<Arc<petra_mqtt::Board>>,
+    /// The running history (a reload replaces it): the journal is also recorded there.
+    pub history: Arc<Mutex<Option<Arc<petra_history::History>>>>,
+}
+
+/// The signal name of an alarm's journal rows in the history: `alarm:NAME` (a colon never
+/// appears in a signal name, so these rows cannot be mistaken for a signal's).
+pub fn history_signal(alarm: &str) -> String {
+    format!("alarm:{alarm}")
 }
 
 impl AlarmManager {
@@ -607,13 +617,28 @@ impl Manager {
                 kpis.record(t);
             }
         }
+        let history = lock(&self.outputs.history).clone();
+        let mut rows = Vec::new();
         for t in batch {
             let entry = transition_entry(t);
             lock(&self.journal).append(&entry, t.at);
+            if history.is_some() {
+                rows.push(petra_history::Row {
+                    signal: Arc::from(history_signal(&t.alarm)),
+                    ts_ms: t.at.unix_nanos().div_euclid(1_000_000),
+                    value: None,
+                    text: Some(Arc::from(entry.to_string())),
+                    quality: "good",
+                    seq: 0,
+                });
+            }
             self.shared.journal_recent(entry);
             if !touched.contains(&&*t.alarm) {
                 touched.push(&t.alarm);
             }
+        }
+        if let Some(h) = history {
+            h.record(&mut rows);
         }
         let views = self.shared.views(&touched);
         for t in batch {

@@ -117,8 +117,14 @@ pub fn synthetic_config(
     for a in 0..alarms {
         // Inputs hold j.0 for ever; ADD outputs grow with their chain, GT/AND outputs are bool.
         let cond = match a % 4 {
-            0 => format!("signal: x{}, high: 1.0e9, deadband: 0.5, on_delay: 1s", a % inputs),
-            1 => format!("signal: x{}, low: -1.0, deadband: 0.5, off_delay: 1s", a % inputs),
+            0 => format!(
+                "signal: x{}, high: 1.0e9, deadband: 0.5, on_delay: 1s",
+                a % inputs
+            ),
+            1 => format!(
+                "signal: x{}, low: -1.0, deadband: 0.5, off_delay: 1s",
+                a % inputs
+            ),
             2 => format!("signal: o{}, bad_quality: true", (a / 4) % blocks.max(1)),
             _ => match (a / 4) % blocks.max(1) {
                 b if matches!(kind(b), 1 | 2) => format!("signal: o{b}, equals: true, latch: true"),
@@ -167,6 +173,7 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
         Outputs {
             api: Default::default(),
             board: None,
+            history: Default::default(),
         },
     )?;
     let mut engine = Engine::new(plan.program, bus, clock)?;

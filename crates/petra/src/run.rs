@@ -96,6 +96,7 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
     let engine_opts = plan.engine;
     let (plant, data_dir) = (plan.plant.clone(), plan.data_dir.clone());
     let api_cell: Arc<std::sync::OnceLock<Arc<Api>>> = Arc::default();
+    let history_cell: HistoryCell = Arc::default();
     let board = Arc::new(petra_mqtt::Board::default());
     let mut alarms = AlarmManager::start(
         alarm_plan(plan.alarms, plan.notify, &plan.program),
@@ -105,6 +106,7 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         Outputs {
             api: api_cell.clone(),
             board: Some(board.clone()),
+            history: history_cell.clone(),
         },
     )
     .context("cannot start the alarms")?;
@@ -160,6 +162,7 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         history_cfg: None,
         alarms,
         board,
+        history_cell,
     };
     live.set_history(history_cfg, history);
     let result = runtime.block_on(async {
@@ -203,21 +206,34 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
         live.stop_drivers().await?;
         live.stop_io().await
     });
-    let history = live.take_history();
+    let api = live.api.clone();
     let Live {
         handle,
         bus,
         retained,
         retain_path,
         alarms,
+        history,
+        history_cell,
         ..
     } = live;
     let stopped = handle.stop();
-    // After the last scan: its transitions are journalled and the state saved.
+    // After the last scan: its transitions are journalled (into the history too) and the
+    // alarm state saved.
     alarms.stop();
-    // After the last scan: its changes are recorded too.
+    history_cell
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(api) = &api {
+        api.set_history(None);
+    }
+    // After the last scan and the alarms: their changes are recorded too.
     if let Some(h) = history {
-        h.stop();
+        match Arc::try_unwrap(h) {
+            Ok(h) => h.stop(),
+            Err(_) => tracing::error!("the history is still in use; it stops with the process"),
+        }
     }
     stopped?;
     if !retained.is_empty() {
@@ -564,7 +580,12 @@ struct Live {
     alarms: AlarmManager,
     /// The alarm topics every MQTT driver publishes.
     board: Arc<petra_mqtt::Board>,
+    /// The running history, for the alarm journal.
+    history_cell: HistoryCell,
 }
+
+/// The running history as the alarm manager sees it (replaced by a reload).
+type HistoryCell = Arc<std::sync::Mutex<Option<Arc<History>>>>;
 
 impl Live {
     fn set_history(&mut self, cfg: Option<HistoryConfig>, history: Option<History>) {
@@ -575,6 +596,7 @@ impl Live {
             }));
             api.set_history_query(cfg.as_ref().and_then(history_query));
         }
+        *self.history_cell.lock().unwrap_or_else(|e| e.into_inner()) = history.clone();
         self.history = history;
         self.history_cfg = cfg;
     }
@@ -584,6 +606,10 @@ impl Live {
         if let Some(api) = &self.api {
             api.set_history(None);
         }
+        self.history_cell
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let h = self.history.take()?;
         match Arc::try_unwrap(h) {
             Ok(h) => Some(h),

@@ -370,3 +370,44 @@ fn alarms_are_published_retained_on_their_mqtt_topic() {
     });
     live.stop();
 }
+
+/// With a `history` section the alarm journal goes into the history too: rows of signal
+/// `alarm:NAME` with the journal entry as text, in the Parquet files duckdb reads.
+#[test]
+fn the_alarm_journal_is_recorded_in_the_history() {
+    let stub = TwilioStub::start([Reply::created()]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let history = "history:
+  signals: [{ match: a, mode: on_change }]
+  wal: { fsync: 50ms }
+  parquet: { dir: history, rotate: 1h }
+";
+    write_config(dir.path(), port, &stub.url(), history);
+    let live = Live::start(dir.path(), port);
+    live.put_signal("a", json!(9.0));
+    wait_until("a_high active", WAIT, || {
+        live.alarm("a_high")["state"] == "active_unacked"
+    });
+    let (status, _) = live.post("/api/v1/alarms/a_high/ack", None);
+    assert_eq!(status, 200);
+    live.stop();
+    let glob = dir.path().join("data/history/**/*.parquet");
+    let script = format!(
+        "import duckdb, json\nfor (t,) in duckdb.connect().execute(\"SELECT text FROM read_parquet('{}', hive_partitioning=true) WHERE signal = 'alarm:a_high' ORDER BY seq\").fetchall():\n  e = json.loads(t); print(e['from'], e['to'], e['cause'], e['user'])",
+        glob.display()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "duckdb failed (install: python3 -m pip install duckdb): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "normal active_unacked condition None\nactive_unacked active_acked ack admin\n"
+    );
+}
