@@ -119,7 +119,7 @@ pub use def::{AlarmDef, Condition, EqValue, Priority, suppression_active};
 pub use error::AlarmError;
 pub use kpi::{KpiConfig, Kpis, RATE_WINDOW};
 pub use message::{MessageArgs, render_message};
-pub use set::AlarmSet;
+pub use set::{AlarmSet, OFF_SCAN};
 
 #[cfg(test)]
 mod proptests;

@@ -33,6 +33,9 @@ struct Entry {
 /// --alarms`).
 const AHEAD: usize = 8;
 
+/// The task of an alarm the scan does not evaluate (see [`AlarmSet::new`]).
+pub const OFF_SCAN: usize = usize::MAX;
+
 /// The alarms of one configuration. See the module documentation.
 #[derive(Debug)]
 pub struct AlarmSet {
@@ -48,13 +51,20 @@ pub struct AlarmSet {
 }
 
 impl AlarmSet {
-    /// The set of `defs`, each evaluated after task `tasks[i]` (`tasks.len() == defs.len()`).
-    /// Refuses an invalid definition and a duplicate name.
+    /// The set of `defs`, each evaluated after task `tasks[i]` (`tasks.len() == defs.len()`),
+    /// or — for [`OFF_SCAN`] — never by the scan but by [`AlarmSet::evaluate_one`] (the
+    /// runtime's own system alarms, whose conditions are not signals). Refuses an invalid
+    /// definition and a duplicate name.
     pub fn new(defs: Vec<AlarmDef>, tasks: &[usize]) -> Result<AlarmSet, AlarmError> {
         assert_eq!(defs.len(), tasks.len(), "one task per alarm");
         let mut alarms = Vec::with_capacity(defs.len());
         let mut by_name = HashMap::with_capacity(defs.len());
-        let n_tasks = tasks.iter().copied().max().map_or(0, |m| m + 1);
+        let n_tasks = tasks
+            .iter()
+            .copied()
+            .filter(|t| *t != OFF_SCAN)
+            .max()
+            .map_or(0, |m| m + 1);
         let mut per_task = vec![Vec::new(); n_tasks];
         for (i, (def, task)) in defs.into_iter().zip(tasks).enumerate() {
             let alarm = Alarm::new(def)?;
@@ -64,6 +74,10 @@ impl AlarmSet {
                     reason: "the name is used by another alarm; give every alarm a unique name"
                         .into(),
                 });
+            }
+            if *task == OFF_SCAN {
+                alarms.push(alarm);
+                continue;
             }
             per_task[*task].push(Entry {
                 alarm: i as u32,
@@ -130,6 +144,20 @@ impl AlarmSet {
             alarm.evaluate(&self.value, quality, suppressed, now, out);
         }
         out.len() - before
+    }
+
+    /// Evaluates one alarm on a value given by the caller (an [`OFF_SCAN`] alarm).
+    pub fn evaluate_one(
+        &mut self,
+        name: &str,
+        value: &Value,
+        quality: petra_core::Quality,
+        now: Now,
+        out: &mut Vec<Transition>,
+    ) -> Result<usize, AlarmError> {
+        Ok(self
+            .alarm_mut(name)?
+            .evaluate(value, quality, false, now, out))
     }
 
     /// Evaluates every alarm (all tasks), for the scan-less paths: start-up and tests.

@@ -172,3 +172,29 @@ fn duplicate_names_are_refused() {
     let err = AlarmSet::new(vec![d.clone(), d], &[0, 0]).unwrap_err();
     assert!(err.to_string().contains("unique"), "{err}");
 }
+
+#[test]
+fn off_scan_alarms_are_evaluated_only_on_request() {
+    let (bus, _) = (bus(), ());
+    let sys = AlarmDef::new(
+        "petra.x",
+        SignalId::from_index(u32::MAX as usize),
+        Condition::Equals(EqValue::Bool(true)),
+    );
+    let high = AlarmDef::new("level_high", SignalId::from_index(0), Condition::High(0.5));
+    let mut s = AlarmSet::new(vec![sys, high], &[OFF_SCAN, 0]).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(s.evaluate_all(&bus, at(10), &mut out), 1);
+    assert_eq!(&*out[0].alarm, "level_high");
+    let n = s
+        .evaluate_one(
+            "petra.x",
+            &Value::Bool(true),
+            Quality::Good,
+            at(20),
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(s.get("petra.x").unwrap().state(), AlarmState::ActiveUnacked);
+}

@@ -195,6 +195,10 @@ fn text(
     }
 }
 
+/// The prefix of the system alarms Petra raises itself (docs/alarms.md); refused for
+/// configured alarms.
+pub const SYSTEM_PREFIX: &str = "petra.";
+
 /// A name of the section (contact, group): the name rule, unique. `false` when it was reported.
 fn section_name(
     cx: &mut Cx<'_>,
@@ -744,8 +748,17 @@ fn alarm(
         m.what = format!("alarm `{shown}`");
     }
     let what = m.what.clone();
-    if let Some((nm, at)) = name {
-        section_name(cx, nm, &shown, at, "alarm", seen);
+    if let Some((nm, at)) = name
+        && section_name(cx, nm, &shown, at, "alarm", seen)
+        && nm.starts_with(SYSTEM_PREFIX)
+    {
+        cx.err(
+            at,
+            "bad-name",
+            format!(
+                "alarm names starting with `{SYSTEM_PREFIX}` are Petra's own system alarms; rename `{shown}`"
+            ),
+        );
     }
     let signal = m
         .req(cx, "signal")

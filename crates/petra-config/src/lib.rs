@@ -46,6 +46,7 @@ mod tests_drivers_s7;
 #[cfg(test)]
 mod tests_history;
 
+pub use alarms::SYSTEM_PREFIX;
 pub use diag::{Diagnostic, Diagnostics};
 pub use drivers::DriverPlan;
 pub use scenario::{AlarmExpectation, Scenario, ScenarioError, load_scenario};

@@ -849,3 +849,10 @@ fn scenario_state_names_match_the_model() {
     let names: Vec<&str> = AlarmState::ALL.iter().map(|s| s.name()).collect();
     assert_eq!(names, crate::scenario::ALARM_STATES);
 }
+
+#[test]
+fn the_system_alarm_prefix_is_reserved() {
+    let src = with_alarms("  - { name: petra.wal_full, signal: tank.level, high: 1 }\n");
+    let d = one_error(&src, "bad-name", 9, 13);
+    assert!(d.message.contains("Petra's own system alarms"), "{d}");
+}

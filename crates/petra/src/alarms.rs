@@ -142,7 +142,8 @@ impl Shared {
         let shelving = a.shelving();
         AlarmView {
             name: def.name.to_string(),
-            signal: sdef.map(|d| d.name.clone()).unwrap_or_default(),
+            // System alarms watch Petra itself, not a signal.
+            signal: sdef.map_or_else(|| "petra".to_string(), |d| d.name.clone()),
             state: a.state().name(),
             priority: def.priority.name(),
             message: a.message(unit),
@@ -264,7 +265,43 @@ pub struct AlarmPlan {
     pub notify: Option<NotifyConfig>,
 }
 
+/// Petra's own alarms (names starting with [`petra_config::SYSTEM_PREFIX`]): a part that had
+/// to drop data raises one, so a loss is never silent. Each is active while drops happen and
+/// returns a minute after the last one; it goes through the same states, API, journal and
+/// MQTT topics as any alarm (no notification group).
+const SYSTEM: [(&str, &str); 3] = [
+    (
+        "petra.alarm_queue_full",
+        "Alarm manager overloaded: transitions were dropped from the journal (petra_alarms_dropped_transitions_total)",
+    ),
+    (
+        "petra.history_feed_overflow",
+        "History overflow: signal changes were dropped before the WAL (petra_bus_feed_drops_total)",
+    ),
+    (
+        "petra.history_wal_full",
+        "History WAL full: the oldest samples not yet stored were dropped (history.wal.max_size)",
+    ),
+];
+
 impl AlarmPlan {
+    /// With Petra's system alarms added (evaluated by the manager, not the scan).
+    fn with_system(mut self) -> AlarmPlan {
+        for (name, message) in SYSTEM {
+            let mut d = AlarmDef::new(
+                name,
+                petra_core::SignalId::from_index(u32::MAX as usize),
+                petra_alarms::Condition::Equals(petra_alarms::EqValue::Bool(true)),
+            );
+            d.priority = Priority::High;
+            d.off_delay = Duration::from_secs(60);
+            d.message = message.to_string();
+            self.defs.push(d);
+            self.tasks.push(petra_alarms::OFF_SCAN);
+        }
+        self
+    }
+
     fn groups(&self) -> HashMap<Arc<str>, String> {
         self.defs
             .iter()
@@ -307,6 +344,7 @@ impl AlarmManager {
         data_dir: &Path,
         outputs: Outputs,
     ) -> anyhow::Result<AlarmManager> {
+        let plan = plan.with_system();
         let groups = plan.groups();
         let mut set = AlarmSet::new(plan.defs, &plan.tasks)?;
         let state_path = data_dir.join("alarms.json");
@@ -341,6 +379,7 @@ impl AlarmManager {
             state_path,
             dirty: false,
             last_save: Instant::now(),
+            drops: [0; 3],
         };
         manager.configure_notify(plan.notify, saved.and_then(|s| s.escalations));
         manager.resync();
@@ -362,7 +401,7 @@ impl AlarmManager {
     /// The scan hook (once), to install on the engine; `None` when there are no alarms.
     pub fn take_hook(&mut self) -> Option<Box<dyn ScanHook>> {
         let hook = self.hook.take()?;
-        (!lock(&self.shared.set).is_empty()).then(|| Box::new(hook) as Box<dyn ScanHook>)
+        (lock(&self.shared.set).len() > SYSTEM.len()).then(|| Box::new(hook) as Box<dyn ScanHook>)
     }
 
     /// What the API serves.
@@ -378,6 +417,7 @@ impl AlarmManager {
         plan: AlarmPlan,
         bus: Arc<Bus>,
     ) -> anyhow::Result<Option<Box<dyn ScanHook>>> {
+        let plan = plan.with_system();
         let groups = plan.groups();
         let set = AlarmSet::new(plan.defs, &plan.tasks)?;
         *lock(&self.shared.bus) = bus;
@@ -388,7 +428,7 @@ impl AlarmManager {
                 notify: plan.notify,
             });
         }
-        if set.is_empty() && lock(&self.shared.set).is_empty() {
+        if set.len() == SYSTEM.len() && lock(&self.shared.set).len() == SYSTEM.len() {
             return Ok(None);
         }
         Ok(Some(Box::new(Hook {
@@ -504,6 +544,8 @@ struct Manager {
     state_path: PathBuf,
     dirty: bool,
     last_save: Instant,
+    /// The drop counters behind the system alarms, as last seen (order of [`SYSTEM`]).
+    drops: [u64; 3],
 }
 
 impl Manager {
@@ -535,6 +577,7 @@ impl Manager {
                 );
                 self.resync();
             }
+            self.check_system();
             self.notify_due();
             if self.dirty && self.last_save.elapsed() >= SAVE_EVERY {
                 self.save();
@@ -721,6 +764,36 @@ impl Manager {
             self.publish(v);
         }
         self.dirty = true;
+    }
+
+    /// Evaluates the system alarms: each is active while its counter grew since the last look.
+    fn check_system(&mut self) {
+        let history = lock(&self.outputs.history).as_ref().map(|h| h.metrics());
+        let counts = [
+            self.shared.dropped(),
+            history.as_ref().map_or(self.drops[1], |m| m.feed_dropped),
+            history.as_ref().map_or(self.drops[2], |m| m.wal_dropped),
+        ];
+        let now = self.shared.now();
+        let mut out = Vec::new();
+        {
+            let mut set = lock(&self.shared.set);
+            for (k, (name, _)) in SYSTEM.iter().enumerate() {
+                // A new history starts its counters at 0: a smaller count is no drop.
+                let active = counts[k] > self.drops[k];
+                let _ = set.evaluate_one(
+                    name,
+                    &Value::Bool(active),
+                    petra_core::Quality::Good,
+                    now,
+                    &mut out,
+                );
+            }
+        }
+        self.drops = counts;
+        if !out.is_empty() {
+            self.handle(&out);
+        }
     }
 
     fn notify_due(&mut self) {

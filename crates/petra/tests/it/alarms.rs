@@ -411,3 +411,47 @@ fn the_alarm_journal_is_recorded_in_the_history() {
         "normal active_unacked condition None\nactive_unacked active_acked ack admin\n"
     );
 }
+
+/// A loss is never silent: a WAL that reaches its size cap while its only sink is down drops
+/// the oldest samples and raises the system alarm `petra.history_wal_full`.
+#[test]
+fn a_full_wal_raises_a_system_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let walks: String = (0..300)
+        .map(|w| {
+            format!(
+                "  - {{ name: rw{w}, type: RANDOM_WALK, params: {{ seed: {w}, step: 10.0 }}, outputs: {{ out: w{w} }} }}\n"
+            )
+        })
+        .collect();
+    let signals: String = (0..300)
+        .map(|w| format!("  - {{ name: w{w}, type: float }}\n"))
+        .collect();
+    let yaml = format!(
+        "plant: walfull
+server: {{ listen: 127.0.0.1:{port} }}
+tasks: [{{ name: main, period: 10ms }}]
+signals:
+{signals}blocks:
+{walks}history:
+  signals: [{{ match: '*', mode: on_change }}]
+  wal: {{ max_size: 2MiB, fsync: 50ms }}
+  clickhouse: {{ urls: ['http://127.0.0.1:{}'] }}
+",
+        free_port()
+    );
+    std::fs::write(dir.path().join("plant.yaml"), yaml).unwrap();
+    let live = Live::start(dir.path(), port);
+    assert_eq!(live.alarm("petra.history_wal_full")["state"], "normal");
+    wait_until("petra.history_wal_full active", WAIT, || {
+        live.alarm("petra.history_wal_full")["state"] == "active_unacked"
+    });
+    let a = live.alarm("petra.history_wal_full");
+    assert_eq!(a["priority"], "high");
+    assert_eq!(a["signal"], "petra");
+    assert!(a["message"].as_str().unwrap().starts_with("History WAL full"), "{a}");
+    let (status, _) = live.post("/api/v1/alarms/petra.history_wal_full/ack", None);
+    assert_eq!(status, 200);
+    live.stop();
+}
