@@ -198,6 +198,11 @@ fn the_quickstart_alarm_reaches_the_api_and_the_twilio_mock_and_an_ack_stops_it(
 
 /// Two alarms on API-written signals, one notification group; the state survives restarts.
 fn write_config(dir: &Path, port: u16, twilio: &str, extra: &str) {
+    write_config_with(dir, port, twilio, extra, "1h");
+}
+
+/// As [`write_config`], with the second escalation step (to bob) `step2` after the first.
+fn write_config_with(dir: &Path, port: u16, twilio: &str, extra: &str, step2: &str) {
     let yaml = format!(
         "plant: alarms
 server: {{ listen: 127.0.0.1:{port} }}
@@ -215,7 +220,7 @@ notify:
     - name: oncall
       escalation:
         - {{ after: 0s, contacts: [alice], via: [sms] }}
-        - {{ after: 1h, contacts: [bob], via: [sms] }}
+        - {{ after: {step2}, contacts: [bob], via: [sms] }}
 {extra}"
     );
     std::fs::write(dir.join("plant.yaml"), yaml).unwrap();
@@ -450,8 +455,118 @@ signals:
     let a = live.alarm("petra.history_wal_full");
     assert_eq!(a["priority"], "high");
     assert_eq!(a["signal"], "petra");
-    assert!(a["message"].as_str().unwrap().starts_with("History WAL full"), "{a}");
+    assert!(
+        a["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("History WAL full"),
+        "{a}"
+    );
     let (status, _) = live.post("/api/v1/alarms/petra.history_wal_full/ack", None);
     assert_eq!(status, 200);
+    live.stop();
+}
+
+/// Escalation: unacknowledged, the alarm goes to the second contact after the step's delay;
+/// acknowledged, it does not. Proof of the absence without waiting for nothing: the second
+/// alarm is raised after the first one's second step would have been due, so its own second
+/// step arrives later than the first one's would have.
+#[test]
+fn escalation_reaches_the_second_step_unless_acknowledged() {
+    let stub = TwilioStub::start((0..4).map(|_| Reply::created()));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config_with(dir.path(), port, &stub.url(), "", "2s");
+    let live = Live::start(dir.path(), port);
+    let to = |stub: &TwilioStub| -> Vec<(String, String)> {
+        stub.requests()
+            .iter()
+            .map(|r| {
+                let body = r.form_value("Body").unwrap_or("");
+                let alarm = if body.contains("a_high") { "a" } else { "b" };
+                (
+                    alarm.to_string(),
+                    r.form_value("To").unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    // a_high is acknowledged right after its first message.
+    live.put_signal("a", json!(9.0));
+    wait_until("a_high to alice", WAIT, || stub.requests().len() == 1);
+    let (status, _) = live.post("/api/v1/alarms/a_high/ack", None);
+    assert_eq!(status, 200);
+    // b_high is not acknowledged: alice, then bob two seconds later.
+    live.put_signal("b", json!(9.0));
+    wait_until("b_high to alice and then bob", WAIT, || {
+        stub.requests().len() >= 3
+    });
+    let alice = "+15551230001".to_string();
+    let bob = "+15551230002".to_string();
+    assert_eq!(
+        to(&stub),
+        [
+            ("a".to_string(), alice.clone()),
+            ("b".to_string(), alice),
+            ("b".to_string(), bob)
+        ]
+    );
+    live.stop();
+}
+
+/// A reload keeps the state of alarms that stayed (by name), evaluates new ones from the next
+/// scan, and drops removed ones; a changed `notify` section applies without a restart.
+#[test]
+fn a_reload_keeps_alarm_states_and_adds_new_alarms() {
+    let stub = TwilioStub::start((0..3).map(|_| Reply::created()));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_config(dir.path(), port, &stub.url(), "");
+    let live = Live::start(dir.path(), port);
+    live.put_signal("a", json!(9.0));
+    wait_until("a_high to alice", WAIT, || stub.requests().len() == 1);
+    let before = live.alarm("a_high");
+
+    // b_high goes, a_low comes, and alice's number changes.
+    let path = dir.path().join("plant.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    let yaml = yaml
+        .replace(
+            "  - { name: b_high, signal: b, high: 5.0, notify: oncall }\n",
+            "  - { name: a_low, signal: a, low: 1.0, notify: oncall }\n",
+        )
+        .replace("+15551230001", "+15551230009");
+    assert!(yaml.contains("a_low") && yaml.contains("+15551230009"));
+    std::fs::write(&path, yaml).unwrap();
+    let (status, report) = live.post("/api/v1/config/reload", None);
+    assert_eq!(status, 200, "{report}");
+
+    let after = live.alarm("a_high");
+    assert_eq!(after["state"], "active_unacked");
+    assert_eq!(after["active_since"], before["active_since"]);
+    let names: Vec<String> = live
+        .get("/api/v1/alarms")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .filter(|n| !n.starts_with("petra."))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"a_low".to_string()) && !names.contains(&"b_high".to_string()));
+    live.put_signal("a", json!(0.0));
+    wait_until("a_low active after the reload", WAIT, || {
+        live.alarm("a_low")["state"] == "active_unacked"
+    });
+    wait_until("a_low paged to alice's new number", WAIT, || {
+        stub.requests().len() == 2
+    });
+    assert_eq!(stub.requests()[1].form_value("To"), Some("+15551230009"));
+    assert!(
+        stub.requests()[1]
+            .form_value("Body")
+            .unwrap()
+            .contains("a_low")
+    );
     live.stop();
 }
