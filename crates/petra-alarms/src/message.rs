@@ -57,6 +57,13 @@ fn substitute(out: &mut String, key: &str, a: &MessageArgs<'_>) -> bool {
         "value" => match a.value {
             // Strings without the quotes `Value`'s Display adds.
             Some(Value::String(s)) => out.push_str(s),
+            // A float as an operator reads it: at most 3 decimals, no trailing zeros
+            // (9.319999999999995 → 9.32), for messages, SMS and calls.
+            Some(Value::Float(f)) if f.is_finite() => {
+                let text = format!("{f:.3}");
+                let text = text.trim_end_matches('0').trim_end_matches('.');
+                out.push_str(if text == "-0" { "0" } else { text });
+            }
             Some(v) => {
                 let _ = write!(out, "{v}");
             }

@@ -741,6 +741,28 @@ fn messages_fill_known_placeholders_and_keep_the_rest() {
 }
 
 #[test]
+fn float_values_read_as_an_operator_would() {
+    let render = |f: f64| {
+        let v = Value::Float(f);
+        let args = MessageArgs {
+            name: "x",
+            value: Some(&v),
+            unit: "",
+            priority: Priority::Low,
+            state: AlarmState::Normal,
+            time: None,
+        };
+        render_message("{value}", &args)
+    };
+    assert_eq!(render(9.319999999999995), "9.32");
+    assert_eq!(render(10.0), "10");
+    assert_eq!(render(-0.0004), "0");
+    assert_eq!(render(-2.5), "-2.5");
+    assert_eq!(render(1234.5678), "1234.568");
+    assert_eq!(render(f64::INFINITY), "inf");
+}
+
+#[test]
 fn the_alarm_renders_its_own_message() {
     let mut d = def(Condition::High(9.0));
     d.message = "Tank level high: {value} {unit} ({state})".into();

@@ -28,7 +28,7 @@
 //! |---|---|---|
 //! | `signal` | `BYTE_ARRAY` `STRING`, required | dictionary-encoded |
 //! | `ts` | `INT64` `TIMESTAMP(MILLIS, isAdjustedToUTC = true)`, required | pyarrow: `timestamp[ms, tz=UTC]` |
-//! | `value` | `DOUBLE`, optional | bools 0/1, ints converted; null for string signals |
+//! | `value` | `DOUBLE`, optional | bools 0/1, ints converted; null for string signals; no dictionary |
 //! | `quality` | `BYTE_ARRAY` `STRING`, required | `good`, `uncertain`, `bad` |
 //! | `text` | `BYTE_ARRAY` `STRING`, optional | the value of string signals, else null |
 //! | `seq` | `INT64` `INTEGER(64, unsigned)`, required | the WAL position: with `signal` and `ts`, the identity of a row |
@@ -716,6 +716,9 @@ fn writer_properties(compression: Compression) -> WriterProperties {
         .set_created_by(format!("petra {}", env!("CARGO_PKG_VERSION")));
     let b = delta(b, "ts");
     let b = delta(b, "seq");
+    // Measured values are mostly distinct: a dictionary per row group (128 Ki rows) costs more
+    // than it saves, and zstd finds what repeats (scripts/bench-history, "size").
+    let b = b.set_column_dictionary_enabled(ColumnPath::from("value"), false);
     b.build()
 }
 

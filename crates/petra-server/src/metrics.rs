@@ -158,7 +158,7 @@ impl Collector for AlarmMetrics {
         let e = &mut encoder;
         let mut metric = e.encode_descriptor(
             "petra_alarms_active",
-            "Active alarms (any state but normal) per priority.",
+            "Alarms active (active_unacked, active_acked) and shown to operators (not shelved, suppressed or out of service), per priority.",
             None,
             MetricType::Gauge,
         )?;

@@ -15,7 +15,7 @@
 //!   alarm's signal, else the fastest task), so `petra test` sees alarms exactly as `petra run`
 //!   does. The scan never waits for IO: transitions go to the manager thread through a bounded
 //!   queue of [`QUEUE`] batches. When it is full the batch is dropped, counted
-//!   (`petra_alarms_dropped_total`) and the manager resynchronises from the alarms' current
+//!   (`petra_alarms_dropped_transitions_total`) and the manager resynchronises from the alarms' current
 //!   states (escalations, MQTT, API) — only journal lines of that moment are lost.
 //! * **Operator actions** lock the same set for the one action, so they are ordered with the
 //!   scan's evaluations; their transitions take the same queue. Acknowledging an alarm that
@@ -98,6 +98,8 @@ enum Msg {
         groups: HashMap<Arc<str>, String>,
         notify: Option<NotifyConfig>,
     },
+    /// The scan swapped in a reloaded set: publish the alarms as they are now.
+    Resync,
     Stop,
 }
 
@@ -215,6 +217,11 @@ impl ScanHook for Hook {
         if let Some(mut next) = self.pending.take() {
             next.take_over(&set);
             *set = next;
+            if let Some(tx) = &self.shared.tx
+                && tx.try_send(Msg::Resync).is_err()
+            {
+                self.shared.resync.store(true, Ordering::Release);
+            }
         }
         set.evaluate_task(task, bus, Now::new(now, wall), &mut self.out);
         drop(set);
@@ -380,6 +387,7 @@ impl AlarmManager {
             dirty: false,
             last_save: Instant::now(),
             drops: [0; 3],
+            known: Default::default(),
         };
         manager.configure_notify(plan.notify, saved.and_then(|s| s.escalations));
         manager.resync();
@@ -546,6 +554,8 @@ struct Manager {
     last_save: Instant,
     /// The drop counters behind the system alarms, as last seen (order of [`SYSTEM`]).
     drops: [u64; 3],
+    /// The alarms published by the last resync (to clear those a reload removed).
+    known: std::collections::HashSet<String>,
 }
 
 impl Manager {
@@ -560,8 +570,8 @@ impl Manager {
                         let snap = self.escalations.as_ref().map(Escalations::snapshot);
                         self.configure_notify(notify, snap);
                     }
-                    self.resync();
                 }
+                Ok(Msg::Resync) => self.resync(),
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     // What the last scan produced is already queued before Stop.
                     self.notify_due();
@@ -760,6 +770,17 @@ impl Manager {
                 esc.alarm_acked(&a);
             }
         }
+        // Alarms a reload removed: their retained MQTT topics are cleared (an empty retained
+        // message deletes it) and the KPIs forget them.
+        let now: std::collections::HashSet<String> =
+            views.iter().map(|(_, _, v)| v.name.clone()).collect();
+        for gone in self.known.difference(&now) {
+            if let Some(board) = &self.outputs.board {
+                board.set(gone, Vec::new());
+            }
+            lock(&self.shared.kpis).forget(gone);
+        }
+        self.known = now;
         for (_, _, v) in views {
             self.publish(v);
         }
@@ -849,6 +870,9 @@ impl Source {
     fn state_text(a: &Alarm) -> String {
         let s = a.status();
         let mut text = s.state.name().to_string();
+        if s.out_of_service {
+            text.push_str(", out of service");
+        }
         if let Some(sh) = a.shelving() {
             text.push_str(&format!(
                 ", shelved until {} by {}: {}",
@@ -900,6 +924,10 @@ impl AlarmSource for Source {
         let result = match action {
             AlarmAction::Ack => set.ack(name, now, user).map(|t| vec![t]),
             AlarmAction::Unshelve => set.unshelve(name, now, user).map(|t| vec![t]),
+            AlarmAction::Reset => set.reset(name, now, user).map(|t| vec![t]),
+            AlarmAction::OutOfService(oos) => set
+                .set_out_of_service(name, now, oos, user)
+                .map(|t| vec![t]),
             AlarmAction::Shelve { duration, reason } => {
                 let ns = i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX);
                 let until = Timestamp::from_unix_nanos(now.wall.unix_nanos().saturating_add(ns));
@@ -909,9 +937,11 @@ impl AlarmSource for Source {
         let transitions = match result {
             Ok(t) => t,
             // Idempotent: nothing to acknowledge / not shelved leaves the alarm as it is.
-            Err(AlarmError::NothingToAcknowledge { .. } | AlarmError::NotShelved { .. }) => {
-                Vec::new()
-            }
+            Err(
+                AlarmError::NothingToAcknowledge { .. }
+                | AlarmError::NotShelved { .. }
+                | AlarmError::OutOfServiceUnchanged { .. },
+            ) => Vec::new(),
             Err(AlarmError::UnknownAlarm { .. }) => return Err(AlarmActionError::NotFound),
             Err(e) => return Err(AlarmActionError::Unprocessable(e.to_string())),
         };

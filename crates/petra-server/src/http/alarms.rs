@@ -1,5 +1,5 @@
 //! The alarm part of the API: `GET /api/v1/alarms`, `GET /api/v1/alarms/kpis`,
-//! `POST /api/v1/alarms/{name}/{ack,shelve,unshelve}`, over an [`AlarmSource`] the runtime's
+//! `POST /api/v1/alarms/{name}/{ack,shelve,unshelve,reset,service}`, over an [`AlarmSource`] the runtime's
 //! alarm manager implements. This crate holds no alarm logic: it shows what the source lists,
 //! checks who may act and what the request says, hands the action to the source, and writes
 //! the audit line. The event stream (`event: alarm`, see `events`) and `/metrics` read the
@@ -67,6 +67,13 @@ pub enum AlarmAction {
         reason: String,
     },
     Unshelve,
+    /// Return a latched alarm whose condition has cleared to normal (implies the
+    /// acknowledgement); refused (422) for an alarm that does not latch or is not latched, or
+    /// whose condition is still active.
+    Reset,
+    /// Take the alarm out of service (maintenance: tracked, not shown, not notified) or put it
+    /// back; idempotent.
+    OutOfService(bool),
 }
 
 /// Why an action was refused; nothing changed.
@@ -283,6 +290,37 @@ pub(crate) async fn unshelve_alarm(
         "alarm.unshelve",
     )
     .await
+}
+
+pub(crate) async fn reset_alarm(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    NameParam(name): NameParam,
+) -> ApiResult<Json<AlarmView>> {
+    caller.require(Role::Operator, "resetting latched alarms")?;
+    let (source, name) = find(&api, &name)?;
+    perform(&api, &caller, source, name, AlarmAction::Reset, "alarm.reset").await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceRequest {
+    out_of_service: bool,
+}
+
+/// `POST /api/v1/alarms/{name}/service {"out_of_service": true|false}` (engineer):
+/// maintenance, not an operator's decision.
+pub(crate) async fn service_alarm(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    NameParam(name): NameParam,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<AlarmView>> {
+    caller.require(Role::Engineer, "taking alarms out of service")?;
+    let (source, name) = find(&api, &name)?;
+    let req: ServiceRequest = json_body(body, "a JSON object with the field `out_of_service`")?;
+    let action = AlarmAction::OutOfService(req.out_of_service);
+    perform(&api, &caller, source, name, action, "alarm.service").await
 }
 
 #[derive(Deserialize)]

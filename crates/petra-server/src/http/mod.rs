@@ -452,6 +452,8 @@ pub fn router(api: Arc<Api>) -> Router {
             "/api/v1/alarms/{name}/unshelve",
             post(alarms::unshelve_alarm),
         )
+        .route("/api/v1/alarms/{name}/reset", post(alarms::reset_alarm))
+        .route("/api/v1/alarms/{name}/service", post(alarms::service_alarm))
         .route("/api/v1/history", get(history))
         .route("/api/v1/config/reload", post(reload))
         .route("/api/v1/events", get(events::events))

@@ -95,6 +95,16 @@ impl AlarmSource for FakeAlarms {
                 a.shelve_reason = None;
                 ("shelved".to_string(), "in service".to_string())
             }
+            AlarmAction::Reset => {
+                let old = a.state;
+                a.state = "normal";
+                (old.to_string(), a.state.to_string())
+            }
+            AlarmAction::OutOfService(oos) => {
+                let old = a.out_of_service;
+                a.out_of_service = oos;
+                (old.to_string(), oos.to_string())
+            }
         };
         Ok(AlarmActed {
             alarm: a.clone(),
@@ -606,5 +616,45 @@ async fn alarm_events_reach_open_streams_and_a_lagging_stream_gets_the_list() {
     assert_eq!(
         (ev["name"].as_str(), ev["state"].as_str()),
         (Some("gone"), Some("active_unacked"))
+    );
+}
+
+#[tokio::test]
+async fn reset_needs_operator_and_service_needs_engineer_with_a_body() {
+    let (f, fake) = with_alarms();
+    let (vic, otto, erin) = (
+        f.login("vic").await,
+        f.login("otto").await,
+        f.login("erin").await,
+    );
+    let reset = "/api/v1/alarms/tank_high/reset";
+    let (s, _, _) = f.call(Method::POST, reset, Some(&vic), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, j, _) = f.call(Method::POST, reset, Some(&otto), None).await;
+    assert_eq!((s, j["state"].as_str()), (StatusCode::OK, Some("normal")));
+    let service = "/api/v1/alarms/tank_high/service";
+    let body = Some(r#"{"out_of_service": true}"#.to_string());
+    let (s, _, _) = f
+        .call(Method::POST, service, Some(&otto), body.clone())
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "maintenance is an engineer's call");
+    let (s, _, _) = f
+        .call(Method::POST, service, Some(&erin), Some("{}".into()))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, j, _) = f.call(Method::POST, service, Some(&erin), body).await;
+    assert_eq!((s, j["out_of_service"].as_bool()), (StatusCode::OK, Some(true)));
+    assert_eq!(
+        fake.calls(),
+        [
+            ("tank_high".into(), AlarmAction::Reset, "otto".into()),
+            ("tank_high".into(), AlarmAction::OutOfService(true), "erin".into()),
+        ]
+    );
+    assert_eq!(audit_lines(&f, "alarm.reset").len(), 1);
+    let svc = audit_lines(&f, "alarm.service");
+    assert_eq!(
+        (svc[0]["old"].as_str(), svc[0]["new"].as_str()),
+        (Some("false"), Some("true"))
     );
 }

@@ -373,6 +373,20 @@ fn alarms_are_published_retained_on_their_mqtt_topic() {
         ms.iter()
             .any(|m| m.retained && state(m).is_some_and(|p| p["state"] == "active_unacked"))
     });
+    // A reload that removes the alarm clears its retained topic (an empty retained message).
+    let path = dir.path().join("plant.yaml");
+    let yaml = std::fs::read_to_string(&path).unwrap().replace(
+        "  - { name: a_high, signal: a, high: 5.0, priority: critical, notify: oncall }\n",
+        "",
+    );
+    assert!(!yaml.contains("a_high"));
+    std::fs::write(&path, yaml).unwrap();
+    let (status, report) = live.post("/api/v1/config/reload", None);
+    assert_eq!(status, 200, "{report}");
+    sub.wait_for("a_high cleared", |ms| {
+        ms.iter()
+            .any(|m| m.topic == "petra/alarms-test/alarms/a_high" && m.payload.is_empty())
+    });
     live.stop();
 }
 
@@ -568,5 +582,63 @@ fn a_reload_keeps_alarm_states_and_adds_new_alarms() {
             .unwrap()
             .contains("a_low")
     );
+    live.stop();
+}
+
+/// A latching alarm acknowledged before its return stays active until an operator resets it
+/// (refused while the condition holds); out of service (an engineer's call) hides an alarm.
+#[test]
+fn latched_alarms_are_reset_and_alarms_taken_out_of_service_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let yaml = format!(
+        "plant: latch
+server: {{ listen: 127.0.0.1:{port} }}
+tasks: [{{ name: main, period: 10ms }}]
+signals:
+  - {{ name: trip, type: bool, initial: false, write: [operator] }}
+alarms:
+  - {{ name: tripped, signal: trip, equals: true, latch: true, priority: critical }}
+"
+    );
+    std::fs::write(dir.path().join("plant.yaml"), yaml).unwrap();
+    let live = Live::start(dir.path(), port);
+    live.put_signal("trip", json!(true));
+    wait_until("tripped active", WAIT, || {
+        live.alarm("tripped")["state"] == "active_unacked"
+    });
+    let (status, a) = live.post("/api/v1/alarms/tripped/ack", None);
+    assert_eq!((status, &a["state"]), (200, &json!("active_acked")));
+    let (status, refused) = live.post("/api/v1/alarms/tripped/reset", None);
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("still active"),
+        "{refused}"
+    );
+    live.put_signal("trip", json!(false));
+    // Cleared, but latched: it stays active_acked until the reset.
+    wait_until("the alarm evaluated the clear", WAIT, || {
+        live.alarm("tripped")["value"] == false
+    });
+    assert_eq!(live.alarm("tripped")["state"], "active_acked");
+    let (status, a) = live.post("/api/v1/alarms/tripped/reset", None);
+    assert_eq!((status, &a["state"]), (200, &json!("normal")), "{a}");
+
+    let (status, a) = live.post(
+        "/api/v1/alarms/tripped/service",
+        Some(json!({"out_of_service": true})),
+    );
+    assert_eq!((status, &a["out_of_service"]), (200, &json!(true)));
+    live.put_signal("trip", json!(true));
+    wait_until("tripped active while out of service", WAIT, || {
+        live.alarm("tripped")["state"] == "active_unacked"
+    });
+    assert!(
+        live.metrics()
+            .contains(r#"petra_alarms_active{priority="critical"} 0"#),
+        "an alarm out of service is not shown as active"
+    );
+    let audit = std::fs::read_to_string(dir.path().join("data/audit.jsonl")).unwrap();
+    assert!(audit.contains("alarm.reset") && audit.contains("alarm.service"));
     live.stop();
 }

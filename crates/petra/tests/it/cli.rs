@@ -169,7 +169,8 @@ fn check_prints_every_error_with_file_line_and_column_and_exits_1() {
          \x20 - { name: main, period: fast }\n\
          blocks:\n\
          \x20 - { name: b, type: NOT, inputs: { in: missing }, outputs: { out: a } }\n\
-         alarms: []\n",
+         alarms:\n\
+         \x20 - { name: c, signal: a, hihg: 1 }\n",
     );
     let out = petra().arg("check").arg(&config).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -180,7 +181,7 @@ fn check_prints_every_error_with_file_line_and_column_and_exits_1() {
         format!("{file}:4:13: error[duplicate-name]"),
         format!("{file}:6:27: error[bad-duration]"),
         format!("{file}:8:41: error[unknown-signal]"),
-        format!("{file}:9:1: error[not-supported]"),
+        format!("{file}:10:27: error[unknown-key]"),
     ] {
         assert!(
             stderr.contains(&expected),
