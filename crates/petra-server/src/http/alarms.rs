@@ -299,7 +299,15 @@ pub(crate) async fn reset_alarm(
 ) -> ApiResult<Json<AlarmView>> {
     caller.require(Role::Operator, "resetting latched alarms")?;
     let (source, name) = find(&api, &name)?;
-    perform(&api, &caller, source, name, AlarmAction::Reset, "alarm.reset").await
+    perform(
+        &api,
+        &caller,
+        source,
+        name,
+        AlarmAction::Reset,
+        "alarm.reset",
+    )
+    .await
 }
 
 #[derive(Deserialize)]

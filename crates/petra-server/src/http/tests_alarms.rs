@@ -637,18 +637,29 @@ async fn reset_needs_operator_and_service_needs_engineer_with_a_body() {
     let (s, _, _) = f
         .call(Method::POST, service, Some(&otto), body.clone())
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "maintenance is an engineer's call");
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "maintenance is an engineer's call"
+    );
     let (s, _, _) = f
         .call(Method::POST, service, Some(&erin), Some("{}".into()))
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, j, _) = f.call(Method::POST, service, Some(&erin), body).await;
-    assert_eq!((s, j["out_of_service"].as_bool()), (StatusCode::OK, Some(true)));
+    assert_eq!(
+        (s, j["out_of_service"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
     assert_eq!(
         fake.calls(),
         [
             ("tank_high".into(), AlarmAction::Reset, "otto".into()),
-            ("tank_high".into(), AlarmAction::OutOfService(true), "erin".into()),
+            (
+                "tank_high".into(),
+                AlarmAction::OutOfService(true),
+                "erin".into()
+            ),
         ]
     );
     assert_eq!(audit_lines(&f, "alarm.reset").len(), 1);

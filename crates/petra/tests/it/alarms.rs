@@ -612,7 +612,10 @@ alarms:
     let (status, refused) = live.post("/api/v1/alarms/tripped/reset", None);
     assert_eq!(status, 422, "{refused}");
     assert!(
-        refused["message"].as_str().unwrap().contains("still active"),
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("still active"),
         "{refused}"
     );
     live.put_signal("trip", json!(false));
