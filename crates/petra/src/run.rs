@@ -67,6 +67,10 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
             ));
         }
     };
+    if let Some(cpu) = plan.engine.cpu {
+        // Before any thread is started: they all inherit the mask (the scan thread pins itself).
+        rt::keep_off(cpu);
+    }
     std::fs::create_dir_all(&plan.data_dir)
         .with_context(|| format!("cannot create data_dir {}", plan.data_dir.display()))?;
     let server = match &plan.server {

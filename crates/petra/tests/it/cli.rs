@@ -417,3 +417,55 @@ fn run_with_a_server_section_refuses_a_port_in_use() {
         "{stderr}"
     );
 }
+
+/// With `engine.cpu`, the scan thread runs on that CPU and every other thread of Petra keeps
+/// off it (the WAL's fsyncs, the sinks, the API and the drivers never take the scan's CPU).
+#[test]
+fn with_engine_cpu_the_other_threads_keep_off_the_scan_cpu() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let dir = tempfile::tempdir().unwrap();
+    let config = quickstart_in(dir.path());
+    let yaml = std::fs::read_to_string(&config).unwrap() + "\nengine: { cpu: 0 }\n";
+    std::fs::write(&config, yaml).unwrap();
+    let mut p = run(&config, "0s");
+    p.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
+    let allowed = |comm: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        for t in std::fs::read_dir(format!("/proc/{}/task", p.pid())).unwrap() {
+            let t = t.unwrap().path();
+            let name = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+            if name.trim() == comm {
+                let status = std::fs::read_to_string(t.join("status")).unwrap();
+                let line = status
+                    .lines()
+                    .find(|l| l.starts_with("Cpus_allowed_list:"))
+                    .unwrap()
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .to_string();
+                out.push(line);
+            }
+        }
+        assert!(!out.is_empty(), "no thread named {comm}");
+        out
+    };
+    assert_eq!(allowed("petra-scan"), ["0"]);
+    let others = if cpus >= 2 {
+        format!("1-{}", cpus - 1).replace("1-1", "1")
+    } else {
+        "0".to_string()
+    };
+    for comm in [
+        "petra-alarms",
+        "history-sampler",
+        "history-parquet",
+        "petra-io",
+    ] {
+        for mask in allowed(comm) {
+            assert_eq!(mask, others, "{comm}");
+        }
+    }
+    p.terminate();
+    assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
+}
