@@ -312,9 +312,22 @@ fn api_every_endpoint_needs_a_token_and_the_right_role() {
         Some(json!({"value": 3.0})),
     );
     assert_eq!((st, sig["value"].as_f64()), (StatusCode::OK, Some(3.0)));
+    // Without an `alarms` section: Petra's own system alarms only, all normal.
+    let (st, alarms) = s.json("GET", "/api/v1/alarms", Some(&vic), None);
+    assert_eq!(st, StatusCode::OK);
+    let names: Vec<&str> = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        s.json("GET", "/api/v1/alarms", Some(&vic), None),
-        (StatusCode::OK, json!([]))
+        names,
+        [
+            "petra.alarm_queue_full",
+            "petra.history_feed_overflow",
+            "petra.history_wal_full"
+        ]
     );
     let (st, err) = s.json("POST", "/api/v1/alarms/tank_high/ack", Some(&otto), None);
     assert_eq!(

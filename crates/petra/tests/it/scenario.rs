@@ -30,7 +30,7 @@ fn the_quickstart_scenario_passes() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(
-        stdout.starts_with("PASS quickstart level control (12 steps, virtual 60s in "),
+        stdout.starts_with("PASS quickstart level control (13 steps, virtual 61s in "),
         "{stdout}"
     );
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
@@ -44,7 +44,7 @@ fn the_scenario_catches_the_broken_interlock_with_a_readable_failure() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(
         lines[0].starts_with(
-            "FAIL quickstart level control, broken interlock (12 steps, virtual 60s in "
+            "FAIL quickstart level control, broken interlock (13 steps, virtual 61s in "
         ),
         "{stdout}"
     );
