@@ -20,6 +20,8 @@
 //! * [`clickhouse`] — a ClickHouse 18.16 server (Debian `clickhouse-server`) in a temp dir with
 //!   HTTP and HTTPS on free ports, a password user, that can be stopped, killed and restarted
 //!   with its data; a small independent HTTP client to query it.
+//! * [`proxy`] — a TCP proxy that passes, pauses, slows or drops the traffic to a peer, for
+//!   fault injection.
 //! * [`twilio`] — Prism mocking Twilio's official OpenAPI description (validates form fields,
 //!   AccountSid and auth), and a scripted Twilio stand-in for the failures (429, 5xx, errors,
 //!   no answer) that records the requests.
@@ -27,6 +29,7 @@
 pub mod clickhouse;
 pub mod modbus;
 pub mod mqtt;
+pub mod proxy;
 pub mod s7;
 pub mod schemathesis;
 pub mod tls;
