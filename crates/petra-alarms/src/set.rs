@@ -146,6 +146,14 @@ impl AlarmSet {
         out.len() - before
     }
 
+    /// Prefetches every alarm the scan evaluates, before a deadline (see
+    /// `petra_engine::ScanHook::warm`). Only hints.
+    pub fn warm(&self) {
+        for e in self.per_task.iter().flatten() {
+            petra_core::prefetch(&self.alarms[e.alarm as usize] as *const Alarm);
+        }
+    }
+
     /// Evaluates one alarm on a value given by the caller (an [`OFF_SCAN`] alarm).
     pub fn evaluate_one(
         &mut self,

@@ -31,7 +31,7 @@ pub use block::{
 };
 pub use registry::Registry;
 pub use reload::ReloadReport;
-pub use scan::{Engine, Histograms, Percentiles, Stats, TaskSnapshot, TaskStats};
+pub use scan::{Engine, Histograms, Percentiles, Stats, TaskSnapshot, TaskStats, WARM_AHEAD};
 pub use thread::{EngineHandle, StatsSource};
 
 use petra_core::{Bus, MonoTime, SignalId, Timestamp, Value};
@@ -42,6 +42,10 @@ use petra_core::{Bus, MonoTime, SignalId, Timestamp, Value};
 /// in the task's scan time. It must not block: it runs inside the scan.
 pub trait ScanHook: Send {
     fn after_task(&mut self, task: usize, bus: &Bus, now: MonoTime, wall: Timestamp);
+
+    /// Called shortly before a deadline while the scan thread waits for it: prefetch what
+    /// `after_task` will touch (see `Engine::warm`). Only hints; the default does nothing.
+    fn warm(&self) {}
 }
 use std::time::Duration;
 

@@ -116,6 +116,7 @@ impl Engine {
         if self.hook.is_none() {
             self.hook = old.hook.take();
         }
+        self.warm_ahead = old.warm_ahead;
         let now = self.clock.mono();
         old.publish();
 

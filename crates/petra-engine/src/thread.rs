@@ -61,6 +61,14 @@ impl Engine {
                     let now = self.clock.mono();
                     if deadline > now {
                         let wake = deadline.min(now.saturating_add(MAX_SLEEP));
+                        // Wake a little early to bring the next scan's state into the cache
+                        // (`Engine::warm`), then wait out the rest.
+                        let ahead = self.warm_ahead.as_nanos() as u64;
+                        let early = wake.nanos().saturating_sub(ahead);
+                        if ahead > 0 && wake == deadline && early > now.nanos() {
+                            self.clock.sleep_until(MonoTime::from_nanos(early));
+                            self.warm();
+                        }
                         self.clock.sleep_until(wake);
                     }
                 }

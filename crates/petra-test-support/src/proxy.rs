@@ -236,7 +236,10 @@ mod tests {
         c.set_read_timeout(Some(TICK * 5)).unwrap();
         let mut buf = [0u8; 3];
         let err = c.read(&mut buf).unwrap_err();
-        assert!(matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut));
+        assert!(matches!(
+            err.kind(),
+            ErrorKind::WouldBlock | ErrorKind::TimedOut
+        ));
         p.set(Mode::Pass);
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         c.read_exact(&mut buf).unwrap();
@@ -246,7 +249,11 @@ mod tests {
         p.set(Mode::Slow(Duration::from_millis(100)));
         let t = Instant::now();
         assert_eq!(roundtrip(&mut c, b"three").unwrap(), b"three");
-        assert!(t.elapsed() >= Duration::from_millis(200), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
 
         // Drop: the open connection is closed, a new one too.
         p.set(Mode::Drop);

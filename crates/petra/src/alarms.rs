@@ -229,6 +229,13 @@ impl ScanHook for Hook {
             self.shared.send(std::mem::take(&mut self.out));
         }
     }
+
+    fn warm(&self) {
+        // Never wait for an API action here: warming is only worth it when free.
+        if let Ok(set) = self.shared.set.try_lock() {
+            set.warm();
+        }
+    }
 }
 
 /// The state file (`{data_dir}/alarms.json`).

@@ -50,6 +50,10 @@ pub struct ScanArgs {
     /// Alarm conditions evaluated after the task every scan (see the module doc).
     #[arg(long, default_value_t = 0)]
     alarms: usize,
+    /// How long before each deadline the scan thread wakes to bring the scan's state into the
+    /// cache; 0s turns it off (to measure what it buys).
+    #[arg(long, value_parser = crate::duration)]
+    warm_ahead: Option<Duration>,
 }
 
 /// The synthetic configuration (see the module doc).
@@ -179,6 +183,9 @@ pub fn scan(args: &ScanArgs) -> anyhow::Result<()> {
     let mut engine = Engine::new(plan.program, bus, clock)?;
     if let Some(hook) = alarms.take_hook() {
         engine.set_hook(hook);
+    }
+    if let Some(ahead) = args.warm_ahead {
+        engine.set_warm_ahead(ahead);
     }
     let handle = engine.spawn(rt::setup(args.rt_priority, args.cpu))?;
     let started = std::time::Instant::now();

@@ -556,3 +556,49 @@ fn the_hook_runs_after_each_task_and_sees_its_committed_outputs() {
         ]
     );
 }
+
+/// Counts `warm` calls (and `after_task` ones, to know scans happened).
+struct Warmed {
+    warm: Arc<AtomicU64>,
+    scans: Arc<AtomicU64>,
+}
+
+impl crate::ScanHook for Warmed {
+    fn after_task(&mut self, _: usize, _: &Bus, _: MonoTime, _: Timestamp) {
+        self.scans.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn warm(&self) {
+        self.warm.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// On its thread the engine wakes before each deadline to warm the cache (`warm`, also the
+/// hook's); with a zero lead it does not.
+#[test]
+fn the_scan_thread_warms_before_deadlines_unless_told_not_to() {
+    for (ahead, expect_warm) in [(WARM_AHEAD, true), (Duration::ZERO, false)] {
+        let bus = floats(&["z"]);
+        let program = Program {
+            tasks: vec![task("t", 5, 0, vec![logger("idle", &Log::default())])],
+            safe_values: vec![],
+        };
+        let (warm, scans) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let mut e = Engine::new(program, bus, Arc::new(SystemClock::new())).unwrap();
+        e.set_hook(Box::new(Warmed {
+            warm: warm.clone(),
+            scans: scans.clone(),
+        }));
+        e.set_warm_ahead(ahead);
+        let handle = e.spawn(Box::new(|| {})).unwrap();
+        wait_for("ten scans", || scans.load(Ordering::Relaxed) >= 10);
+        handle.stop().unwrap();
+        let warmed = warm.load(Ordering::Relaxed);
+        if expect_warm {
+            // Not every one: a scan that starts late (a loaded machine) has no time to warm.
+            assert!(warmed >= 3, "warmed {warmed} times in 10 scans");
+        } else {
+            assert_eq!(warmed, 0);
+        }
+    }
+}
