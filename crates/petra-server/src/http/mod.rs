@@ -25,10 +25,13 @@
 mod alarms;
 mod events;
 mod handlers;
+mod hmi;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_alarms;
+#[cfg(test)]
+mod tests_hmi;
 
 pub use alarms::{
     AlarmActed, AlarmAction, AlarmActionError, AlarmKpis, AlarmSource, AlarmView, MAX_SHELVE,
@@ -460,6 +463,9 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        // The web HMI (docs/hmi.md): public assets; every data call they make needs a token.
+        .route("/", get(hmi::index))
+        .route("/assets/{file}", get(hmi::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

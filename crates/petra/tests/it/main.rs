@@ -5,6 +5,7 @@ mod alarms;
 mod api;
 mod cli;
 mod history;
+mod hmi;
 mod live;
 mod modbus;
 mod mqtt;
