@@ -175,6 +175,42 @@ impl History {
         append(&self.wal, rows, &mut buf, &mut failing);
     }
 
+    /// Rows of `signal` with `from_ms <= ts < to_ms` that `sink` has not stored yet — still
+    /// only in the WAL, e.g. in the Parquet file that is not complete — in WAL order, at most
+    /// `limit`. Read with a [`Wal::peek`] beside the sink. Queries add these to what the sink
+    /// stored, so a sample is queryable as soon as it is in the WAL (dedupe by `seq`: a file
+    /// that completes meanwhile holds some of them too).
+    pub fn unstored(
+        &self,
+        sink: &str,
+        signal: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<Row>, HistoryError> {
+        let mut reader = self.wal.peek(sink)?;
+        let mut batch = Batch::new();
+        let mut out = Vec::new();
+        while out.len() < limit && reader.read(FEED_CHUNK, &mut batch)? > 0 {
+            for (pos, rec) in batch.iter() {
+                // The signal name sits at the end of the record: cheap to test before decoding.
+                if !rec.ends_with(signal.as_bytes()) {
+                    continue;
+                }
+                if let Ok(r) = row::decode(rec, pos)
+                    && &*r.signal == signal
+                    && (from_ms..to_ms).contains(&r.ts_ms)
+                {
+                    out.push(r);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub fn metrics(&self) -> HistoryMetrics {
         let stats = self.wal.stats();
         HistoryMetrics {

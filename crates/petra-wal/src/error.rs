@@ -66,6 +66,9 @@ pub enum WalError {
     #[error("WAL sink {0:?} already has a reader: a sink has one reader at a time")]
     SinkBusy(String),
 
+    #[error("a peek at WAL sink {0:?} cannot commit: only the sink's own reader moves its cursor")]
+    Peek(String),
+
     #[error(
         "WAL record of {len} bytes is larger than the maximum of {max} (segment_size minus headers)"
     )]

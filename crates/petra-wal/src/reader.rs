@@ -104,10 +104,12 @@ pub struct Reader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// A peek (see [`Wal::peek`]): reads like the sink's reader, never commits.
+    peek: bool,
 }
 
 impl Reader {
-    pub(crate) fn new(wal: Arc<Wal>, sink: usize, pos: u64) -> Reader {
+    pub(crate) fn new(wal: Arc<Wal>, sink: usize, pos: u64, peek: bool) -> Reader {
         Reader {
             wal,
             sink,
@@ -116,6 +118,7 @@ impl Reader {
             buf: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
+            peek,
         }
     }
 
@@ -289,6 +292,9 @@ impl Reader {
     /// effect; segments every sink has passed are deleted. Committing a position at or below
     /// the cursor does nothing.
     pub fn commit(&mut self, upto: u64) -> Result<(), WalError> {
+        if self.peek {
+            return Err(WalError::Peek(self.sink()));
+        }
         let next = upto.saturating_add(1);
         let name = {
             let sh = lock(&self.wal.shared);
@@ -348,7 +354,9 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        lock(&self.wal.shared).sinks[self.sink].claimed = false;
+        if !self.peek {
+            lock(&self.wal.shared).sinks[self.sink].claimed = false;
+        }
     }
 }
 

@@ -998,7 +998,22 @@ impl Wal {
         s.claimed = true;
         let pos = s.cursor;
         drop(sh);
-        Ok(Reader::new(Arc::clone(self), idx, pos))
+        Ok(Reader::new(Arc::clone(self), idx, pos, false))
+    }
+
+    /// A reader of what `sink` has not stored yet — from its cursor to the last synced record —
+    /// beside the sink's own reader, for queries that must also see what is not stored yet
+    /// (the history API before a Parquet file completes). It never commits
+    /// ([`Reader::commit`] refuses) and does not hold segments: one deleted under it ends the
+    /// read with an error.
+    pub fn peek(self: &Arc<Self>, sink: &str) -> Result<Reader, WalError> {
+        let sh = lock(&self.shared);
+        let Some(idx) = sh.sinks.iter().position(|s| s.name == sink) else {
+            return Err(WalError::UnknownSink(sink.to_string()));
+        };
+        let pos = sh.sinks[idx].cursor;
+        drop(sh);
+        Ok(Reader::new(Arc::clone(self), idx, pos, true))
     }
 
     /// Wakes every reader blocked in [`Reader::wait`] (for shutdown).

@@ -598,7 +598,8 @@ impl Live {
             api.set_history(history.clone().map(|h| {
                 Arc::new(move || history_metrics(&h.metrics())) as petra_server::http::HistorySource
             }));
-            api.set_history_query(cfg.as_ref().and_then(history_query));
+            let cell = self.history_cell.clone();
+            api.set_history_query(cfg.as_ref().and_then(|c| history_query(c, cell)));
         }
         *self.history_cell.lock().unwrap_or_else(|e| e.into_inner()) = history.clone();
         self.history = history;
@@ -925,7 +926,10 @@ fn release_freed_memory() {
 }
 
 /// Where `GET /api/v1/history` reads: the Parquet files, or ClickHouse when there are none.
-fn history_query(cfg: &HistoryConfig) -> Option<petra_server::http::HistoryQuery> {
+fn history_query(
+    cfg: &HistoryConfig,
+    running: HistoryCell,
+) -> Option<petra_server::http::HistoryQuery> {
     use petra_server::http::StoredSample;
     let convert = |rows: Vec<petra_history::Row>| -> Vec<StoredSample> {
         rows.into_iter()
@@ -940,9 +944,23 @@ fn history_query(cfg: &HistoryConfig) -> Option<petra_server::http::HistoryQuery
     if let Some(p) = &cfg.parquet {
         let dir = std::path::absolute(&p.dir).unwrap_or_else(|_| p.dir.clone());
         return Some(Arc::new(move |signal, from, to, limit| {
-            petra_history::parquet::query(&dir, signal, from, to, limit)
-                .map(convert)
-                .map_err(|e| e.to_string())
+            // What the Parquet sink has not stored yet (its open file), read from the WAL
+            // first: a file completing meanwhile then has its rows in both reads (deduplicated
+            // by WAL position), never in neither.
+            let history = running.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let tail = match history {
+                Some(h) => h
+                    .unstored("parquet", signal, from, to, limit)
+                    .map_err(|e| e.to_string())?,
+                None => Vec::new(),
+            };
+            let mut rows = petra_history::parquet::query(&dir, signal, from, to, limit)
+                .map_err(|e| e.to_string())?;
+            rows.extend(tail);
+            rows.sort_by_key(|r| (r.ts_ms, r.seq));
+            rows.dedup_by_key(|r| r.seq);
+            rows.truncate(limit);
+            Ok(convert(rows))
         }));
     }
     let c = petra_history::clickhouse::ClickHouseConfig::from_settings(cfg.clickhouse.as_ref()?);

@@ -268,3 +268,38 @@ fn concurrent_writer_syncer_and_sinks_see_every_record_in_order() {
     );
     assert_eq!(st.segments, 1);
 }
+
+/// A peek reads what a sink has not committed, beside the sink's own reader, and never
+/// commits.
+#[test]
+fn a_peek_sees_the_uncommitted_tail_beside_the_sinks_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, _) = open(dir.path(), small(4096), &["parquet"]);
+    append_range(&wal, 0, 10);
+    wal.sync().unwrap();
+    let mut r = wal.reader("parquet").unwrap();
+    let mut batch = petra_wal::Batch::new();
+    assert_eq!(r.read(4, &mut batch).unwrap(), 4);
+    // Positions start at 1: the sink stored the first four records.
+    r.commit(4).unwrap();
+    // The sink's reader is claimed; a peek still works and starts at the cursor.
+    let mut p = wal.peek("parquet").unwrap();
+    let mut seen = Vec::new();
+    while p.read(3, &mut batch).unwrap() > 0 {
+        seen.extend(batch.iter().map(|(pos, d)| (pos, d.to_vec())));
+    }
+    let want: Vec<(u64, Vec<u8>)> = (5..=10).map(|p| (p, rec(p - 1))).collect();
+    assert_eq!(seen, want);
+    assert!(matches!(p.commit(9), Err(petra_wal::WalError::Peek(_))));
+    drop(p);
+    // Dropping the peek leaves the sink's reader claimed, and its cursor where it was.
+    assert!(matches!(
+        wal.reader("parquet"),
+        Err(petra_wal::WalError::SinkBusy(_))
+    ));
+    assert_eq!(r.cursor(), 5);
+    assert!(matches!(
+        wal.peek("nope"),
+        Err(petra_wal::WalError::UnknownSink(_))
+    ));
+}
