@@ -9,6 +9,7 @@ mod hmi;
 mod live;
 mod modbus;
 mod mqtt;
+mod plant;
 mod s7;
 mod scenario;
 mod security;
