@@ -277,6 +277,34 @@ pub(crate) fn control_command(name: &str, process: &Child, port: u16, command: &
     }
 }
 
+/// How to install duckdb for [`duckdb_rows`].
+pub const DUCKDB_INSTALL: &str = "python3 -m pip install duckdb";
+
+/// Runs `sql` in duckdb (the Python package: an independent Parquet reader) and returns the
+/// rows, each column as text (`str()` of the value; NULL as `None`). `{glob}` in `sql` is
+/// replaced by `glob`, quoted for SQL. Fails the test with the install hint when duckdb is
+/// missing or the query fails.
+pub fn duckdb_rows(sql: &str, glob: &Path) -> Vec<Vec<String>> {
+    require("python3", "apt-get install -y python3 python3-pip");
+    let sql = sql.replace("{glob}", &format!("'{}'", glob.display()));
+    let script = r#"import duckdb, sys
+for row in duckdb.connect().execute(sys.argv[1]).fetchall():
+    print("\t".join(str(c) for c in row))"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &sql])
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "duckdb failed (install: {DUCKDB_INSTALL}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

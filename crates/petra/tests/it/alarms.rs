@@ -411,23 +411,26 @@ fn the_alarm_journal_is_recorded_in_the_history() {
     let (status, _) = live.post("/api/v1/alarms/a_high/ack", None);
     assert_eq!(status, 200);
     live.stop();
-    let glob = dir.path().join("data/history/**/*.parquet");
-    let script = format!(
-        "import duckdb, json\nfor (t,) in duckdb.connect().execute(\"SELECT text FROM read_parquet('{}', hive_partitioning=true) WHERE signal = 'alarm:a_high' ORDER BY seq\").fetchall():\n  e = json.loads(t); print(e['from'], e['to'], e['cause'], e['user'])",
-        glob.display()
+    let rows = petra_test_support::duckdb_rows(
+        "SELECT text FROM read_parquet({glob}, hive_partitioning=true) \
+         WHERE signal = 'alarm:a_high' ORDER BY seq",
+        &dir.path().join("data/history/**/*.parquet"),
     );
-    let out = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "duckdb failed (install: python3 -m pip install duckdb): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let seen: Vec<(String, String, String, Value)> = rows
+        .iter()
+        .map(|r| {
+            let e: Value = serde_json::from_str(&r[0]).unwrap();
+            let s = |k: &str| e[k].as_str().unwrap().to_string();
+            (s("from"), s("to"), s("cause"), e["user"].clone())
+        })
+        .collect();
+    let t = |a: &str, b: &str, c: &str, u: Value| (a.into(), b.into(), c.into(), u);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "normal active_unacked condition None\nactive_unacked active_acked ack admin\n"
+        seen,
+        [
+            t("normal", "active_unacked", "condition", Value::Null),
+            t("active_unacked", "active_acked", "ack", json!("admin"))
+        ]
     );
 }
 

@@ -4,7 +4,7 @@
 
 use crate::live::Live;
 use petra_test_support::clickhouse::ClickHouse;
-use petra_test_support::{Child, DEFAULT_TIMEOUT, free_port, wait_until};
+use petra_test_support::{Child, DEFAULT_TIMEOUT, duckdb_rows, free_port, wait_until};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -76,27 +76,13 @@ fn advance(dir: &Path, more: u64) {
 
 /// `(seq, value)` of every Parquet row, by seq, through duckdb.
 fn parquet_rows(dir: &Path) -> Vec<(u64, i64)> {
-    let glob = dir.join("data/history/**/*.parquet");
-    let script = format!(
-        "import duckdb\nfor s, v in duckdb.connect().execute(\"SELECT seq, CAST(value AS BIGINT) FROM read_parquet('{}', hive_partitioning=true) ORDER BY seq\").fetchall(): print(s, v)",
-        glob.display()
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "duckdb failed (install: python3 -m pip install duckdb): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let (s, v) = l.split_once(' ').unwrap();
-            (s.parse().unwrap(), v.parse().unwrap())
-        })
-        .collect()
+    duckdb_rows(
+        "SELECT seq, CAST(value AS BIGINT) FROM read_parquet({glob}, hive_partitioning=true) ORDER BY seq",
+        &dir.join("data/history/**/*.parquet"),
+    )
+    .iter()
+    .map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap()))
+    .collect()
 }
 
 fn epoch_ms() -> i64 {
@@ -108,25 +94,14 @@ fn epoch_ms() -> i64 {
 
 /// The time (epoch ms) of the last sample of each run (a run ends before the counter restarts).
 fn last_sample_times(dir: &Path) -> Vec<i64> {
-    let glob = dir.join("data/history/**/*.parquet");
-    let script = format!(
-        "import duckdb\nfor v, t in duckdb.connect().execute(\"SELECT CAST(value AS BIGINT), epoch_ms(ts) FROM read_parquet('{}') ORDER BY seq\").fetchall(): print(v, t)",
-        glob.display()
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let rows = duckdb_rows(
+        "SELECT CAST(value AS BIGINT), epoch_ms(ts) FROM read_parquet({glob}) ORDER BY seq",
+        &dir.join("data/history/**/*.parquet"),
     );
     let mut ends = Vec::new();
     let mut prev: Option<(i64, i64)> = None;
-    for l in String::from_utf8_lossy(&out.stdout).lines() {
-        let (v, t) = l.split_once(' ').unwrap();
-        let (v, t): (i64, i64) = (v.parse().unwrap(), t.parse().unwrap());
+    for r in &rows {
+        let (v, t): (i64, i64) = (r[0].parse().unwrap(), r[1].parse().unwrap());
         if let Some((pv, pt)) = prev
             && v == 0
             && pv != 0
@@ -378,23 +353,12 @@ fn the_quickstart_records_history_that_duckdb_queries() {
         "{}",
         p.output().join("\n")
     );
-    let glob = dir.path().join("data/history/**/*.parquet");
-    let script = format!(
-        "import duckdb\nprint(duckdb.connect().execute(\"SELECT count(DISTINCT signal), count(*) FROM read_parquet('{}', hive_partitioning=true) WHERE signal = 'tank.level' OR true\").fetchone())",
-        glob.display()
+    let rows = duckdb_rows(
+        "SELECT count(DISTINCT signal) FROM read_parquet({glob}, hive_partitioning=true)",
+        &dir.path().join("data/history/**/*.parquet"),
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
     // All nine signals have their first value recorded at least.
-    assert!(text.starts_with("(9, "), "{text}");
+    assert_eq!(rows, [["9"]]);
 }
 
 /// A reload that changes the history rules restarts the history on the new rules, on the same
@@ -417,33 +381,19 @@ fn a_reload_with_new_history_rules_keeps_recording() {
         "{}",
         p.output().join("\n")
     );
-    let glob = dir.path().join("data/history/**/*.parquet");
-    let script = format!(
-        "import duckdb\nfor s, c in duckdb.connect().execute(\"SELECT signal, count(*) FROM read_parquet('{}') GROUP BY signal ORDER BY signal\").fetchall(): print(s, c)",
-        glob.display()
+    let rows = duckdb_rows(
+        "SELECT signal, count(*) FROM read_parquet({glob}) GROUP BY signal ORDER BY signal",
+        &dir.path().join("data/history/**/*.parquet"),
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let counts: Vec<(&str, usize)> = text
-        .lines()
-        .map(|l| {
-            let (s, c) = l.split_once(' ').unwrap();
-            (s, c.parse().unwrap())
-        })
+    let counts: Vec<(&str, usize)> = rows
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].parse().unwrap()))
         .collect();
     // `m` is recorded only under the new rules; `n` before and after.
     assert_eq!(
         counts.iter().map(|c| c.0).collect::<Vec<_>>(),
         ["m", "n"],
-        "{text}"
+        "{counts:?}"
     );
-    assert!(counts.iter().all(|c| c.1 >= 25), "{text}");
+    assert!(counts.iter().all(|c| c.1 >= 25), "{counts:?}");
 }
