@@ -102,7 +102,16 @@ export function mount(root) {
           : h('button', {
             type: 'button', class: 'small', 'data-key': `shelve:${a.name}`,
             'aria-label': `Shelve ${a.name}`, onclick: () => shelveDialog(a),
-          }, 'Shelve…')));
+          }, 'Shelve…'),
+        // A latching alarm acknowledged before its return waits for a reset (the server says
+        // why when it refuses: the condition is still active).
+        a.latch && a.state === 'active_acked'
+          ? h('button', {
+            type: 'button', class: 'small', 'data-key': `reset:${a.name}`,
+            'aria-label': `Reset ${a.name}`,
+            onclick: () => act(a.name, 'reset', undefined, `${a.name} reset.`).catch(() => {}),
+          }, 'Reset')
+          : null));
   }
 
   async function act(name, action, body, done) {

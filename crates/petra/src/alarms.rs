@@ -167,6 +167,7 @@ impl Shared {
             shelve_reason: shelving.map(|s| s.reason.to_string()),
             suppressed: a.is_suppressed(),
             out_of_service: a.is_out_of_service(),
+            latch: def.latch,
             changed_at: ts(a.changed_at()),
         }
     }

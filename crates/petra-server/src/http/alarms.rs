@@ -52,6 +52,8 @@ pub struct AlarmView {
     pub shelve_reason: Option<String>,
     pub suppressed: bool,
     pub out_of_service: bool,
+    /// A latching alarm: after an acknowledgement before its return it needs a reset.
+    pub latch: bool,
     /// Time of the last transition.
     pub changed_at: Option<String>,
 }
