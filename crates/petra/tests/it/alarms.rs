@@ -612,7 +612,10 @@ alarms:
     });
     let (status, a) = live.post("/api/v1/alarms/tripped/ack", None);
     assert_eq!((status, &a["state"]), (200, &json!("active_acked")));
-    assert_eq!(a["latch"], true, "the API says it latches (the HMI shows Reset)");
+    assert_eq!(
+        a["latch"], true,
+        "the API says it latches (the HMI shows Reset)"
+    );
     let (status, refused) = live.post("/api/v1/alarms/tripped/reset", None);
     assert_eq!(status, 422, "{refused}");
     assert!(
