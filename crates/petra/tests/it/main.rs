@@ -4,12 +4,14 @@
 mod alarms;
 mod api;
 mod cli;
+mod faults;
 mod history;
 mod hmi;
 mod live;
 mod modbus;
 mod mqtt;
 mod plant;
+mod plant_harness;
 mod s7;
 mod scenario;
 mod security;
