@@ -12,7 +12,7 @@
 //! [`Schedule`] is the other shared part: poll groups with due times that never burst after a
 //! stall.
 
-use crate::{Backoff, DriverStatus};
+use crate::{Backoff, DriverStatus, RequestResult};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -95,14 +95,33 @@ pub async fn supervise<D: Device>(
             status.set_error(None);
         }
         dev.linked();
+        let answers = status.requests(RequestResult::Ok);
         let ended = dev.session(&mut link, &cancel).await;
         dev.close(link).await;
         match ended {
             None => return,
-            Some(e) => {
+            Some(e) if status.requests(RequestResult::Ok) > answers => {
+                // The device answered in this session: reconnect at once.
                 tracing::debug!(driver = %name, error = %e, "session ended; reconnecting");
                 status.set_error(Some(e.to_string()));
                 backoff.reset();
+            }
+            Some(e) => {
+                // The link came up but nothing answered on it — a gateway whose device is
+                // gone, a port that accepts and closes: the device is not reachable. Its
+                // points turn bad and the next attempt waits, as after a refused connect.
+                if status.is_connected() || backoff.attempts() == 0 {
+                    tracing::warn!(driver = %name, %target, error = %e,
+                        "the device does not answer on its link; its points are bad until it answers");
+                }
+                status.set_connected(false);
+                status.set_error(Some(e.to_string()));
+                dev.unreachable();
+                let wait = backoff.next_delay();
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
         }
     }
@@ -252,6 +271,8 @@ mod tests {
     /// A device that refuses `fail` connects, then serves one session that fails, then one
     /// that runs until cancelled.
     struct Flaky {
+        /// Counts an answer in the session that fails (a session that talked to the device).
+        status: Option<Arc<DriverStatus>>,
         fail: usize,
         connects: Arc<AtomicUsize>,
         sessions: usize,
@@ -276,6 +297,9 @@ mod tests {
         async fn session(&mut self, _: &mut (), cancel: &CancellationToken) -> Option<String> {
             self.sessions += 1;
             if self.sessions == 1 {
+                if let Some(s) = &self.status {
+                    s.count(RequestResult::Ok);
+                }
                 return Some("lost an answer".into());
             }
             cancel.cancelled().await;
@@ -293,14 +317,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn reconnects_with_backoff_then_at_once_after_a_lost_session() {
         let connects = Arc::new(AtomicUsize::new(0));
+        let status = Arc::new(DriverStatus::new("flaky", "test", 1));
         let dev = Flaky {
+            status: Some(status.clone()),
             fail: 3,
             connects: connects.clone(),
             sessions: 0,
             unreachable: 0,
             linked: 0,
         };
-        let status = Arc::new(DriverStatus::new("flaky", "test", 1));
         let cancel = CancellationToken::new();
         let (st, c) = (status.clone(), cancel.clone());
         let start = Instant::now();
@@ -315,6 +340,63 @@ mod tests {
         assert!(status.is_connected());
         // Down → up once: a session replaced at once is not a lost connection.
         assert_eq!(status.connects(), 1);
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    /// A link that opens but on which nothing answers (a port that accepts and closes, a
+    /// gateway whose device is gone): a failed connect, not a healthy reconnect — the points
+    /// turn bad and the attempts back off.
+    struct Mute {
+        sessions: Arc<AtomicUsize>,
+        unreachable: Arc<AtomicUsize>,
+    }
+
+    impl Device for Mute {
+        type Link = ();
+        type Error = String;
+        fn target(&self) -> String {
+            "test://mute".into()
+        }
+        async fn connect(&mut self) -> Result<(), String> {
+            Ok(())
+        }
+        async fn session(&mut self, _: &mut (), _: &CancellationToken) -> Option<String> {
+            self.sessions.fetch_add(1, Ordering::SeqCst);
+            Some("connection reset by peer".into())
+        }
+        async fn close(&mut self, _: ()) {}
+        fn unreachable(&mut self) {
+            self.unreachable.fetch_add(1, Ordering::SeqCst);
+        }
+        fn linked(&mut self) {}
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_link_on_which_nothing_answers_backs_off_and_marks_the_points_bad() {
+        let (sessions, unreachable) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let dev = Mute {
+            sessions: sessions.clone(),
+            unreachable: unreachable.clone(),
+        };
+        let status = Arc::new(DriverStatus::new("mute", "test", 1));
+        let cancel = CancellationToken::new();
+        let (st, c) = (status.clone(), cancel.clone());
+        let start = Instant::now();
+        let task =
+            tokio::spawn(async move { supervise(dev, &st, Duration::from_secs(1), c).await });
+        while sessions.load(Ordering::SeqCst) < 4 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        // Backed off between the sessions (≥ 50 + 100 + 200 ms), never a tight loop.
+        assert!(Instant::now() - start >= Duration::from_millis(350));
+        assert!(unreachable.load(Ordering::SeqCst) >= 3);
+        assert!(!status.is_connected());
+        assert_eq!(
+            status.last_error().as_deref(),
+            Some("connection reset by peer")
+        );
         cancel.cancel();
         task.await.unwrap();
     }

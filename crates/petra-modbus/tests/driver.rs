@@ -925,3 +925,52 @@ mod random_answers {
         }
     }
 }
+
+/// A device behind a link that accepts and closes every connection (a gateway whose device is
+/// gone; here a proxy dropping everything): its points turn bad, the driver says disconnected,
+/// and the reconnects back off — no tight loop of connect, fail, connect, also with a write
+/// pending. Back to pass: it heals and the write lands.
+#[test]
+fn a_link_that_accepts_and_closes_is_a_dead_device_not_a_tight_loop() {
+    use petra_test_support::proxy::{Mode as Link, Proxy};
+    let sim = ModbusSim::tcp(&full_layout());
+    sim.set_registers(1, SimArea::Holding, 10, &[7]);
+    let addr: std::net::SocketAddr = sim.url().trim_start_matches("tcp://").parse().unwrap();
+    let proxy = Proxy::start(addr);
+    let v = p(
+        "v",
+        ValueType::Int,
+        Area::Holding,
+        10,
+        Encoding::new(DataType::U16),
+    );
+    let mut w = p(
+        "w",
+        ValueType::Int,
+        Area::Holding,
+        20,
+        Encoding::new(DataType::U16),
+    );
+    w.mode = Mode::Write;
+    let d = Running::start(&format!("tcp://{}", proxy.addr()), &[v, w]);
+    d.wait_value("v", Value::Int(7));
+    proxy.set(Link::Drop);
+    d.set("w", Value::Int(3));
+    let (before, t) = (proxy.accepted(), std::time::Instant::now());
+    d.wait_quality("v", Quality::Bad(BadReason::NotConnected));
+    wait_until("disconnected", WAIT, || !d.status.is_connected());
+    // Five attempts on the dead link take at least the fixed halves of the first backoff
+    // steps (50 + 100 + 150 + 150 ms with reconnect_max 300 ms); a tight loop took 1 ms.
+    wait_until("five attempts", WAIT, || proxy.accepted() - before >= 5);
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "five attempts in {:?}",
+        t.elapsed()
+    );
+    proxy.set(Link::Pass);
+    d.wait_value("v", Value::Int(7));
+    wait_until("the write landed", WAIT, || {
+        sim.registers(1, SimArea::Holding, 20, 1) == [3]
+    });
+    assert!(d.status.is_connected());
+}

@@ -9,10 +9,10 @@
 //!
 //! The test's copy of the plant differs from `examples/plant/plant.yaml` only by the counter, a
 //! fifth driver `probe` on petra-test-support's scripted Modbus fault server (for malformed
-//! frames), and the PLC reached through a [`Proxy`] (cut, stalled and slowed traffic). (Not the
-//! pump skid: with the Modbus TCP device dead behind a proxy that accepts and closes, the skid
-//! driver stayed `up` with its points `good` and stale, and its output writes retried in a hot
-//! loop — a Petra bug reported with the suite; the skid is killed directly instead.)
+//! frames), and the PLC reached through a [`Proxy`] (cut, stalled and slowed traffic). The same
+//! proxy in front of the Modbus TCP pump skid found a bug, since fixed in the drivers'
+//! supervisor: a link that accepts and closes kept the points `good` and reconnected in a hot
+//! loop (petra-modbus `a_link_that_accepts_and_closes_is_a_dead_device_not_a_tight_loop`).
 //! The full WAL disk quota is covered by `alarms::a_full_wal_raises_a_system_alarm`.
 
 use crate::plant_harness::{Peers, Plant, approx, example};
