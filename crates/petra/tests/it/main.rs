@@ -7,6 +7,7 @@ mod cli;
 mod faults;
 mod history;
 mod hmi;
+mod latency;
 mod live;
 mod modbus;
 mod mqtt;
