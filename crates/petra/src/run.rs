@@ -642,6 +642,7 @@ impl Live {
                     .instrument(info_span!("status-line")),
             );
         }
+        tasks.spawn(trim_memory(cancel.clone()).instrument(info_span!("memory-trim")));
         if let Some(feed) = retain_feed {
             let notify = Arc::new(Notify::new());
             let n = notify.clone();
@@ -912,6 +913,27 @@ fn alarm_plan(
         notify,
     }
 }
+
+/// Hands freed heap back to the OS every [`TRIM_EVERY`]. The history's writers free large
+/// buffers when a Parquet file completes (every `rotate` period, or every million rows), and
+/// glibc keeps those pages in its arenas: the soak showed the RSS step up 12 MiB at an hour
+/// boundary and stay there. Trimming on a blocking thread, off the scan, keeps the RSS to what
+/// is in use.
+async fn trim_memory(cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(TRIM_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+            }
+        }
+    }
+}
+
+/// How often [`trim_memory`] runs.
+const TRIM_EVERY: Duration = Duration::from_secs(30);
 
 /// Gives the heap freed since start-up (or a reload) back to the OS. Loading a configuration
 /// builds a YAML tree several times the size of the file and frees it once compiled, but glibc
