@@ -541,7 +541,13 @@ mod tests {
                     .unwrap();
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // The sampler has taken all 100 changes into the WAL (positions start at 1) and waits
+        // for its next sync, a minute away: the stop must wake it.
+        petra_test_support::wait_until(
+            "the sampler appended every change",
+            petra_test_support::DEFAULT_TIMEOUT,
+            || h.wal.stats().next_position > 100,
+        );
         let t = Instant::now();
         h.stop();
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
