@@ -70,59 +70,47 @@ pub async fn supervise<D: Device>(
             _ = cancel.cancelled() => return,
             c = dev.connect() => c,
         };
-        let mut link = match connected {
-            Ok(link) => link,
-            Err(e) => {
-                if status.is_connected() || backoff.attempts() == 0 {
-                    tracing::warn!(driver = %name, %target, error = %e,
-                        "cannot reach the device; its points are bad until it answers");
+        // Why the device is unreachable, when it is.
+        let (error, why) = match connected {
+            Err(e) => (e.to_string(), "cannot reach the device"),
+            Ok(mut link) => {
+                if backoff.attempts() > 0 || status.connects() == 0 {
+                    tracing::info!(driver = %name, %target, "connected");
                 }
-                status.set_connected(false);
-                status.set_error(Some(e.to_string()));
-                dev.unreachable();
-                let wait = backoff.next_delay();
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => continue,
+                if dev.link_proves_device() {
+                    status.set_connected(true);
+                    status.set_error(None);
+                }
+                dev.linked();
+                let answers = status.requests(RequestResult::Ok);
+                let ended = dev.session(&mut link, &cancel).await;
+                dev.close(link).await;
+                match ended {
+                    None => return,
+                    Some(e) if status.requests(RequestResult::Ok) > answers => {
+                        // The device answered in this session: reconnect at once.
+                        tracing::debug!(driver = %name, error = %e, "session ended; reconnecting");
+                        status.set_error(Some(e.to_string()));
+                        backoff.reset();
+                        continue;
+                    }
+                    // The link came up but nothing answered on it — a gateway whose device is
+                    // gone, a port that accepts and closes: as unreachable as a refused connect.
+                    Some(e) => (e.to_string(), "the device does not answer on its link"),
                 }
             }
         };
-        if backoff.attempts() > 0 || status.connects() == 0 {
-            tracing::info!(driver = %name, %target, "connected");
+        if status.is_connected() || backoff.attempts() == 0 {
+            tracing::warn!(driver = %name, %target, %error,
+                "{why}; its points are bad until it answers");
         }
-        if dev.link_proves_device() {
-            status.set_connected(true);
-            status.set_error(None);
-        }
-        dev.linked();
-        let answers = status.requests(RequestResult::Ok);
-        let ended = dev.session(&mut link, &cancel).await;
-        dev.close(link).await;
-        match ended {
-            None => return,
-            Some(e) if status.requests(RequestResult::Ok) > answers => {
-                // The device answered in this session: reconnect at once.
-                tracing::debug!(driver = %name, error = %e, "session ended; reconnecting");
-                status.set_error(Some(e.to_string()));
-                backoff.reset();
-            }
-            Some(e) => {
-                // The link came up but nothing answered on it — a gateway whose device is
-                // gone, a port that accepts and closes: the device is not reachable. Its
-                // points turn bad and the next attempt waits, as after a refused connect.
-                if status.is_connected() || backoff.attempts() == 0 {
-                    tracing::warn!(driver = %name, %target, error = %e,
-                        "the device does not answer on its link; its points are bad until it answers");
-                }
-                status.set_connected(false);
-                status.set_error(Some(e.to_string()));
-                dev.unreachable();
-                let wait = backoff.next_delay();
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
+        status.set_connected(false);
+        status.set_error(Some(error));
+        dev.unreachable();
+        let wait = backoff.next_delay();
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
