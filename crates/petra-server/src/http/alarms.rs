@@ -271,9 +271,15 @@ pub(crate) async fn ack_alarm(
     caller: Caller,
     NameParam(name): NameParam,
 ) -> ApiResult<Json<AlarmView>> {
-    caller.require(Role::Operator, "acknowledging alarms")?;
-    let (source, name) = find(&api, &name)?;
-    perform(&api, &caller, source, name, AlarmAction::Ack, "alarm.ack").await
+    without_body(
+        &api,
+        &caller,
+        &name,
+        AlarmAction::Ack,
+        "alarm.ack",
+        "acknowledging alarms",
+    )
+    .await
 }
 
 pub(crate) async fn unshelve_alarm(
@@ -281,15 +287,14 @@ pub(crate) async fn unshelve_alarm(
     caller: Caller,
     NameParam(name): NameParam,
 ) -> ApiResult<Json<AlarmView>> {
-    caller.require(Role::Operator, "unshelving alarms")?;
-    let (source, name) = find(&api, &name)?;
-    perform(
+    let action = AlarmAction::Unshelve;
+    without_body(
         &api,
         &caller,
-        source,
-        name,
-        AlarmAction::Unshelve,
+        &name,
+        action,
         "alarm.unshelve",
+        "unshelving alarms",
     )
     .await
 }
@@ -299,17 +304,30 @@ pub(crate) async fn reset_alarm(
     caller: Caller,
     NameParam(name): NameParam,
 ) -> ApiResult<Json<AlarmView>> {
-    caller.require(Role::Operator, "resetting latched alarms")?;
-    let (source, name) = find(&api, &name)?;
-    perform(
+    let action = AlarmAction::Reset;
+    without_body(
         &api,
         &caller,
-        source,
-        name,
-        AlarmAction::Reset,
+        &name,
+        action,
         "alarm.reset",
+        "resetting latched alarms",
     )
     .await
+}
+
+/// An operator action without a body: role check, then the alarm, then the action.
+async fn without_body(
+    api: &Arc<Api>,
+    caller: &Caller,
+    name: &str,
+    action: AlarmAction,
+    verb: &'static str,
+    what: &str,
+) -> ApiResult<Json<AlarmView>> {
+    caller.require(Role::Operator, what)?;
+    let (source, name) = find(api, name)?;
+    perform(api, caller, source, name, action, verb).await
 }
 
 #[derive(Deserialize)]
