@@ -19,15 +19,7 @@ pub struct Live {
 impl Live {
     pub fn start(dir: &Path, port: u16) -> Live {
         let mut petra = spawn(dir);
-        let line = petra.wait_for_line("created user `admin` with password ", DEFAULT_TIMEOUT);
-        let password = line.rsplit(' ').next().unwrap().to_string();
-        petra.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
-        petra_server::tls::install_crypto_provider();
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        let token = login(&http, port, &password);
+        let (http, password, token) = first_login(&mut petra, port);
         Live {
             petra,
             http,
@@ -87,7 +79,22 @@ fn spawn(dir: &Path) -> Child {
     )
 }
 
-fn login(http: &reqwest::blocking::Client, port: u16, password: &str) -> String {
+/// For a `petra run` starting on a fresh data dir: the first-run admin password from its
+/// output, once the API listens, a client, and a login token.
+pub fn first_login(petra: &mut Child, port: u16) -> (reqwest::blocking::Client, String, String) {
+    let line = petra.wait_for_line("created user `admin` with password ", DEFAULT_TIMEOUT);
+    let password = line.rsplit(' ').next().unwrap().to_string();
+    petra.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
+    petra_server::tls::install_crypto_provider();
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let token = login(&http, port, &password);
+    (http, password, token)
+}
+
+pub fn login(http: &reqwest::blocking::Client, port: u16, password: &str) -> String {
     http.post(format!("http://127.0.0.1:{port}/api/v1/login"))
         .json(&json!({"user": "admin", "password": password}))
         .send()

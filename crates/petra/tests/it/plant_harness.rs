@@ -3,16 +3,16 @@
 //! petra-test-support, the environment the example reads, and `petra run` on a copy of it,
 //! logged in through the API.
 
+use crate::live::{first_login, login};
 use petra_test_support::clickhouse::{self, ClickHouse};
 use petra_test_support::modbus::{ModbusSim, SimArea, SimLayout};
 use petra_test_support::mqtt::Broker;
 use petra_test_support::s7::{S7Area, S7Impl, S7Layout, S7Sim};
 use petra_test_support::twilio::{self, Prism};
 use petra_test_support::{Child, DEFAULT_TIMEOUT};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 /// Every variable the example references.
 pub(crate) const VARIABLES: [&str; 11] = [
@@ -182,32 +182,10 @@ fn spawn_petra(dir: &Path, env: &[(&'static str, String)]) -> Child {
     Child::spawn("petra run", &mut cmd)
 }
 
-fn login(http: &reqwest::blocking::Client, port: u16, password: &str) -> String {
-    let login: Value = http
-        .post(format!("http://127.0.0.1:{port}/api/v1/login"))
-        .json(&json!({"user": "admin", "password": password}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    login["token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("login failed: {login}"))
-        .to_string()
-}
-
 impl Plant {
     pub fn start(dir: &Path, env: &[(&'static str, String)], port: u16) -> Plant {
         let mut petra = spawn_petra(dir, env);
-        let line = petra.wait_for_line("created user `admin` with password ", DEFAULT_TIMEOUT);
-        let password = line.rsplit(' ').next().unwrap().to_string();
-        petra.wait_for_line("HTTP API listening", DEFAULT_TIMEOUT);
-        petra_server::tls::install_crypto_provider();
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        let token = login(&http, port, &password);
+        let (http, password, token) = first_login(&mut petra, port);
         Plant {
             petra,
             http,
