@@ -894,6 +894,10 @@ impl Source {
 }
 
 impl AlarmSource for Source {
+    fn exists(&self, name: &str) -> bool {
+        lock(&self.0.set).get(name).is_some()
+    }
+
     fn list(&self) -> Vec<AlarmView> {
         let shared = &self.0;
         let bus = lock(&shared.bus).clone();

@@ -157,6 +157,11 @@ pub trait AlarmSource: Send + Sync {
     /// async workers (list, event stream, before an action): return a snapshot, do not wait for
     /// the scan.
     fn list(&self) -> Vec<AlarmView>;
+    /// Whether an alarm of that name exists (checked before a request body is read). The
+    /// default lists every alarm; a source with an index answers without building views.
+    fn exists(&self, name: &str) -> bool {
+        self.list().iter().any(|a| a.name == name)
+    }
     /// May block for a moment (takes the scan's lock); called from a blocking thread.
     /// `user` is who asks (for `acked_by`/`shelved_by`).
     fn act(
@@ -260,7 +265,7 @@ fn find(api: &Api, name: &str) -> ApiResult<(Arc<dyn AlarmSource>, String)> {
             format!("no alarm `{name}`: the configuration has no `alarms` section"),
         ));
     };
-    if !source.list().iter().any(|a| a.name == name) {
+    if !source.exists(name) {
         return Err(no_alarm(name));
     }
     Ok((source, name.to_string()))
