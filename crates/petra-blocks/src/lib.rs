@@ -12,7 +12,8 @@
 //! * `execute` never allocates and is total: NaN, infinities, extreme ints, negative times and
 //!   a clock that does not advance all give a defined output, never a panic;
 //! * time comes only from `Io::now()` / `Io::dt()` (scheduled scan time), never a clock;
-//! * quality is not a block's business: the engine skips a block with a bad input.
+//! * quality is not a block's business: the engine skips a block with a bad input — except
+//!   QUALITY, which exists to turn a signal's quality into values logic can act on.
 
 use petra_engine::{BlockType, ParamSpec, ParamType, PortSpec, PortType, Registry};
 
@@ -28,6 +29,7 @@ pub mod filters;
 pub mod generators;
 pub mod logic;
 pub mod math;
+pub mod quality;
 pub mod select;
 pub mod sequencer;
 pub mod sim;
@@ -69,6 +71,7 @@ pub static BUILTIN: &[&BlockType] = &[
     &expr::EXPR,
     &select::MOVE,
     &select::SEL,
+    &quality::QUALITY,
     &convert::MUX,
     &convert::SCALE,
     &convert::BOOL_TO_INT,

@@ -46,7 +46,11 @@ pub static SEL: BlockType = BlockType {
 
 /// Refuses unless every resolved type among `ports` is the same. The first `inputs` ports are
 /// inputs and must be connected (an open input would read as `false`, of no particular type).
-fn same_type(name: &str, inputs: usize, ports: &[(&str, Option<ValueType>)]) -> Result<(), String> {
+pub(crate) fn same_type(
+    name: &str,
+    inputs: usize,
+    ports: &[(&str, Option<ValueType>)],
+) -> Result<(), String> {
     let mut first: Option<(&str, ValueType)> = None;
     for (k, &(port, ty)) in ports.iter().enumerate() {
         let Some(ty) = ty else {

@@ -189,6 +189,7 @@ impl Setup {
         Ok(Harness {
             name: self.ty.name,
             block,
+            qualities: vec![Quality::Good; image.len()],
             image,
             srcs,
             outs,
@@ -221,6 +222,8 @@ pub struct Harness {
     name: &'static str,
     block: Box<dyn Block>,
     image: Vec<Value>,
+    /// The quality of each image slot, as the engine keeps it (all good unless a test says).
+    qualities: Vec<Quality>,
     srcs: Vec<u32>,
     outs: Vec<Option<u32>>,
     /// Image slots of the signal-wired inputs, in spec order.
@@ -254,12 +257,19 @@ impl Harness {
         };
         let first = self.last.is_none();
         self.last = Some(now);
-        let mut io = Io::new(&mut self.image, &self.srcs, &self.outs, now, dt, first);
+        let mut io = Io::new(&mut self.image, &self.srcs, &self.outs, now, dt, first)
+            .with_qualities(&self.qualities);
         let before = allocations();
         self.block.execute(&mut io);
         let allocated = allocations() - before;
         self.quality = io.quality();
         assert_eq!(allocated, 0, "{}: execute allocated", self.name);
+        self
+    }
+
+    /// Sets the quality of the `k`-th signal-wired input (spec order) for the next scans.
+    pub fn input_quality(&mut self, k: usize, q: Quality) -> &mut Harness {
+        self.qualities[self.wired[k]] = q;
         self
     }
 

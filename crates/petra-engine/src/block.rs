@@ -16,7 +16,9 @@
 //! state is frozen) and its outputs keep their last value with quality `bad(input_bad)`; if any
 //! input is uncertain, the outputs are uncertain. A block whose computation has no defined
 //! result this scan (division by zero, NaN, overflow) sets its documented fallback value and
-//! calls [`Io::set_quality`]; downstream blocks then see a bad input.
+//! calls [`Io::set_quality`]; downstream blocks then see a bad input. The one exception is a
+//! block that [reads quality](Block::reads_quality) (the built-in `QUALITY`): it always runs and
+//! turns its input's quality into values, so logic can react to a dead device link.
 //!
 //! Hot reload keeps state: [`Block::adopt`] hands a new instance the running one of the same
 //! name and type.
@@ -288,6 +290,14 @@ pub trait Block: Any + Send {
     fn adopt(&mut self, previous: &mut dyn Block) {
         let _ = previous;
     }
+
+    /// A block that reads its inputs' quality itself ([`Io::input_quality`]) returns true: the
+    /// engine then runs it whatever the quality of its inputs, and its outputs are good unless
+    /// it calls [`Io::set_quality`]. Every other block is skipped while an input is bad, so it
+    /// can never report that its input went bad; this is how plant logic sees a dead link.
+    fn reads_quality(&self) -> bool {
+        false
+    }
 }
 
 /// The running instance handed to [`Block::adopt`], as `T` — `None` if it is another type
@@ -312,6 +322,8 @@ pub struct Io<'a> {
     pub(crate) first_scan: bool,
     /// Quality the block asked for its outputs this scan (see [`Io::set_quality`]).
     pub(crate) flag: Quality,
+    /// The quality of each image slot (same indices as `image`); empty reads as good.
+    pub(crate) qualities: &'a [Quality],
 }
 
 impl<'a> Io<'a> {
@@ -333,7 +345,14 @@ impl<'a> Io<'a> {
             dt,
             first_scan,
             flag: Quality::Good,
+            qualities: &[],
         }
+    }
+
+    /// The same `Io` with the quality of each image slot (`qualities[s]` for `image[s]`), for
+    /// unit tests of a block that [reads quality](Block::reads_quality).
+    pub fn with_qualities(self, qualities: &'a [Quality]) -> Io<'a> {
+        Io { qualities, ..self }
     }
 
     /// Marks every output of this block, for this scan, with (at least) quality `q` — e.g.
@@ -352,6 +371,18 @@ impl<'a> Io<'a> {
 
     pub fn input_count(&self) -> usize {
         self.inputs.len()
+    }
+
+    /// The quality of input `i`: what the engine read from the bus this scan, or what an earlier
+    /// block of the task produced (good for a constant, an open input or an index out of range).
+    /// Only a block that [reads quality](Block::reads_quality) ever runs with a bad input.
+    #[inline(always)]
+    pub fn input_quality(&self, i: usize) -> Quality {
+        self.inputs
+            .get(i)
+            .and_then(|s| self.qualities.get(*s as usize))
+            .copied()
+            .unwrap_or(Quality::Good)
     }
 
     /// The raw value of input `i` (false for an index out of range).

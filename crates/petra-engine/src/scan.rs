@@ -332,6 +332,9 @@ impl Engine {
             let mut by_index: Vec<Option<Pending>> = Vec::new();
             for b in spec.blocks {
                 let mut srcs = Vec::with_capacity(b.inputs.len());
+                // The slots whose bad quality skips the block: none for a block that reads
+                // quality itself.
+                let gated = !b.block.reads_quality();
                 let mut in_slots = Vec::new();
                 for i in b.inputs {
                     let signal = match &i {
@@ -343,7 +346,9 @@ impl Engine {
                         if !written.contains(&id) && latched.insert(id) {
                             latch.push((s, id));
                         }
-                        in_slots.push(s);
+                        if gated {
+                            in_slots.push(s);
+                        }
                     }
                     srcs.push(s);
                 }
@@ -630,6 +635,7 @@ impl Engine {
                     dt,
                     first_scan,
                     flag: Quality::Good,
+                    qualities: &task.quality,
                 };
                 b.block.execute(&mut io);
                 worst.worst(io.flag)

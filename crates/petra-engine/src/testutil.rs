@@ -14,6 +14,17 @@ impl<F: FnMut(&mut Io<'_>) + Send + 'static> Block for FnBlock<F> {
     }
 }
 
+/// Like [`FnBlock`], but [reads quality](Block::reads_quality) (runs with bad inputs).
+pub struct QualityFnBlock<F>(pub F);
+impl<F: FnMut(&mut Io<'_>) + Send + 'static> Block for QualityFnBlock<F> {
+    fn execute(&mut self, io: &mut Io<'_>) {
+        (self.0)(io)
+    }
+    fn reads_quality(&self) -> bool {
+        true
+    }
+}
+
 pub fn block(
     name: &str,
     inputs: Vec<Input>,

@@ -223,6 +223,75 @@ fn dt_and_first_scan_are_reported() {
 }
 
 #[test]
+fn a_block_that_reads_quality_runs_with_a_bad_input_and_its_outputs_stay_good() {
+    let defs = vec![
+        SignalDef::new("in", ValueType::Float).with_initial(1.0),
+        SignalDef::new("down", ValueType::Bool).with_initial(false),
+        SignalDef::new("trip", ValueType::Bool).with_initial(false),
+    ];
+    let bus = BusBuilder::new(defs).unwrap().build(Timestamp::default());
+    let (i, down, trip) = (sig(&bus, "in"), sig(&bus, "down"), sig(&bus, "trip"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let watcher = BlockInstance {
+        block: Box::new(QualityFnBlock(move |io: &mut Io<'_>| {
+            let q = io.input_quality(0);
+            seen2.lock().unwrap().push(q);
+            io.set_bool(0, q.is_bad());
+        })),
+        ..block("watch", vec![Input::Signal(i)], vec![Some(down)], |_| {})
+    };
+    // An ordinary block downstream: it runs because `down` is good.
+    let interlock = block(
+        "interlock",
+        vec![Input::Signal(down)],
+        vec![Some(trip)],
+        |io| {
+            let d = io.bool(0);
+            io.set_bool(0, d)
+        },
+    );
+    let program = Program {
+        tasks: vec![task("main", 10, 0, vec![interlock, watcher])],
+        safe_values: vec![],
+    };
+    let mut e = Engine::new(program, bus.clone(), vclock()).unwrap();
+    e.run_due();
+    let good = |s: petra_core::Sample| (s.value, s.quality);
+    assert_eq!(
+        good(bus.read(trip).unwrap()),
+        (Value::Bool(false), Quality::Good)
+    );
+
+    // The link dies: the watcher still runs, sees why, and the interlock trips, all good.
+    bus.set_quality(i, Quality::Bad(BadReason::Timeout), Timestamp::default())
+        .unwrap();
+    e.run_until(ms(10));
+    assert_eq!(
+        seen.lock().unwrap().last(),
+        Some(&Quality::Bad(BadReason::Timeout))
+    );
+    assert_eq!(
+        good(bus.read(down).unwrap()),
+        (Value::Bool(true), Quality::Good)
+    );
+    assert_eq!(
+        good(bus.read(trip).unwrap()),
+        (Value::Bool(true), Quality::Good)
+    );
+
+    // Back: the fast path (everything good) still runs it.
+    bus.write(i, Value::Float(2.0), Quality::Good, Timestamp::default())
+        .unwrap();
+    e.run_until(ms(30));
+    assert_eq!(seen.lock().unwrap().len(), 4, "ran every scan");
+    assert_eq!(
+        good(bus.read(trip).unwrap()),
+        (Value::Bool(false), Quality::Good)
+    );
+}
+
+#[test]
 fn bad_inputs_freeze_the_block_and_mark_outputs_bad() {
     let defs = vec![
         SignalDef::new("in", ValueType::Float), // no initial value: bad(no_value)

@@ -302,7 +302,15 @@ fn the_plant_survives_faults_one_after_another() {
     check_history(&peers.clickhouse, &plant, "the start", &[1]);
     lap("plant running");
 
-    // 1. The PLC killed and restarted on the same port.
+    // 1. The PLC killed and restarted on the same port. T2 is heating: the heater's enable,
+    // computed from the PLC's signals, is on in the RTU controller; with the PLC gone its
+    // interlock is unknown, and the plant's fail-safe (QUALITY, `subst: false`) turns it off.
+    let heater_enabled = || peers.heater.bits(7, SimArea::Coil, 0, 1) == [true];
+    wait_until(
+        "H1 enabled in its controller",
+        DEFAULT_TIMEOUT,
+        heater_enabled,
+    );
     peers.plc.kill();
     wait_until(
         "the PLC's signals bad, driver.plc down",
@@ -313,6 +321,15 @@ fn the_plant_survives_faults_one_after_another() {
         int(&plant, "ft101.raw").is_some(),
         "the skid goes on meanwhile"
     );
+    wait_until(
+        "H1 switched off: its interlock is unknown",
+        DEFAULT_TIMEOUT,
+        || {
+            quality(&plant, "h1.enable_logic") == "bad"
+                && plant.good("h1.enable_cmd") == Some(json!(false))
+                && !heater_enabled()
+        },
+    );
     peers.plc.restart();
     let back = Instant::now();
     peers.fill_plc();
@@ -321,6 +338,7 @@ fn the_plant_survives_faults_one_after_another() {
         plant.good("t1.level").is_some_and(|v| approx(&v, 3.0))
             && plant.good("plc.batch_id") == Some(json!("B-0042"))
     });
+    wait_until("H1 enabled again", DEFAULT_TIMEOUT, heater_enabled);
     assert_alive_and_ready(&plant, "the PLC's restart");
     check_history(&peers.clickhouse, &plant, "the PLC's restart", &[1]);
     lap("1. PLC killed and restarted");
