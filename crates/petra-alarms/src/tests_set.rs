@@ -125,6 +125,40 @@ fn shelving_a_shelved_alarm_extends_it() {
 }
 
 #[test]
+fn snapshots_hold_only_the_alarms_not_at_rest_and_restore_from_them() {
+    let (bus, mut s) = (bus(), set());
+    s.evaluate_all(&bus, at(10), &mut Vec::new());
+    assert!(s.snapshots().is_empty(), "both at rest: nothing to save");
+
+    write(&bus, 0, 10.0);
+    s.evaluate_all(&bus, at(20), &mut Vec::new());
+    s.shelve("running", at(30), at(60_000).wall, "olga", "maintenance")
+        .unwrap();
+    let snaps = s.snapshots();
+    let names: Vec<&str> = snaps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["level_high", "running"]);
+
+    // A fresh set restored from them is the same; an alarm not in them stays at rest.
+    let mut fresh = set();
+    assert!(fresh.restore(&snaps[..1]).is_empty());
+    assert_eq!(
+        fresh.get("level_high").unwrap().state(),
+        AlarmState::ActiveUnacked
+    );
+    assert!(!fresh.get("running").unwrap().status().shelved);
+    fresh.restore(&snaps);
+    assert!(fresh.get("running").unwrap().status().shelved);
+
+    // Back to rest: gone from the snapshots again.
+    s.unshelve("running", at(40), "olga").unwrap();
+    write(&bus, 0, 1.0);
+    s.evaluate_all(&bus, at(50), &mut Vec::new());
+    s.ack("level_high", at(60), "olga").unwrap();
+    assert_eq!(s.get("level_high").unwrap().state(), AlarmState::Normal);
+    assert!(s.snapshots().is_empty());
+}
+
+#[test]
 fn restore_reports_alarms_that_no_longer_exist() {
     let (bus, mut s) = (bus(), set());
     write(&bus, 0, 10.0);
