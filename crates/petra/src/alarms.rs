@@ -168,6 +168,7 @@ impl Shared {
             suppressed: a.is_suppressed(),
             out_of_service: a.is_out_of_service(),
             latch: def.latch,
+            condition_active: a.condition_active(),
             changed_at: ts(a.changed_at()),
         }
     }

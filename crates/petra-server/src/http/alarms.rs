@@ -54,6 +54,9 @@ pub struct AlarmView {
     pub out_of_service: bool,
     /// A latching alarm: after an acknowledgement before its return it needs a reset.
     pub latch: bool,
+    /// The alarm's condition (after its delays) holds now, whatever the state: a latched alarm
+    /// can be reset once this is false.
+    pub condition_active: bool,
     /// Time of the last transition.
     pub changed_at: Option<String>,
 }

@@ -43,6 +43,7 @@ fn view(name: &str, state: &'static str, priority: &'static str) -> AlarmView {
         suppressed: false,
         out_of_service: false,
         latch: false,
+        condition_active: false,
         changed_at: Some("2026-12-04T15:00:05.000Z".into()),
     }
 }
@@ -248,7 +249,7 @@ async fn alarms_list_and_kpis_come_from_the_source() {
             "priority": "high", "message": "tank_high message", "value": 9.3,
             "active_since": "2026-12-04T15:00:05.000Z", "acked_at": null, "acked_by": null,
             "cleared_at": null, "shelved_until": null, "shelved_by": null,
-            "shelve_reason": null, "suppressed": false, "out_of_service": false, "latch": false,
+            "shelve_reason": null, "suppressed": false, "out_of_service": false, "latch": false, "condition_active": false,
             "changed_at": "2026-12-04T15:00:05.000Z",
         })
     );

@@ -1,7 +1,8 @@
 //! The web HMI in a real browser (design.md, "Browser" peer): `petra run` on the bundled
 //! quickstart, a viewer added with `petra user add`, and `crates/petra/tests/hmi/hmi.mjs`
 //! driving headless Debian Chromium through playwright-core — first paint, login, a live value,
-//! writes (accepted, out of range, refused for the viewer), the alarm console (ack, shelve),
+//! writes (accepted, out of range, refused for the viewer), the alarm console (ack, shelve, a
+//! latched alarm's reset refused and then accepted),
 //! a trend, the status page, logout, a lapsed token — with a screenshot of every view.
 //!
 //! Screenshots go to `$CARGO_TARGET_DIR/hmi-screenshots` (`target/hmi-screenshots` without it),
@@ -106,7 +107,9 @@ fn hmi_in_chromium_shows_live_values_writes_acks_trends_and_refuses_a_viewer() {
     let port = free_port();
     // No Twilio here: notifications go to a closed port (their failed attempts are journaled,
     // which the alarm console shows).
+    // tank_high latches here, so the console's Reset button has an alarm to reset.
     let config = src
+        .replace("name: tank_high\n", "name: tank_high\n    latch: true\n")
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
         .replace(
             "http://127.0.0.1:4010",
@@ -161,6 +164,7 @@ fn hmi_in_chromium_shows_live_values_writes_acks_trends_and_refuses_a_viewer() {
         ("alarm.ack", "tank_high"),
         ("alarm.shelve", "tank_high"),
         ("alarm.unshelve", "tank_high"),
+        ("alarm.reset", "tank_high"),
     ] {
         assert!(
             done_by("admin", action, target),
