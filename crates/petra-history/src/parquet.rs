@@ -154,7 +154,8 @@ pub struct ParquetConfig {
     /// few MiB uncompressed, which readers handle efficiently.
     pub row_group_rows: usize,
     /// A file is closed when it has this many rows, even before its period ends: the rows of
-    /// open files are held in the WAL, so this bounds what the sink holds back.
+    /// open files are held in the WAL, so this bounds what the sink holds back (see
+    /// [`ParquetConfig::from_settings`]).
     pub file_rows: usize,
 }
 
@@ -173,8 +174,17 @@ impl ParquetConfig {
     }
 
     /// The sink configuration of the compiled `history.parquet` section (whose `dir` is
-    /// already absolute).
-    pub fn from_settings(settings: &crate::config::ParquetSettings) -> Result<Self, Error> {
+    /// already absolute), beside a WAL capped at `wal_max_size` bytes.
+    ///
+    /// The rows of an open file stay in the WAL until the file is complete, so `file_rows` is
+    /// also bounded by the cap: at most `wal_max_size / 512` rows (a record takes 40–70 bytes),
+    /// which keeps what Parquet holds back, even with two files open, under a third of the cap.
+    /// With 1 Mi rows per file regardless, a small cap under a high rate made the WAL drop
+    /// rows while every sink was healthy — and raise `petra.history_wal_full` forever.
+    pub fn from_settings(
+        settings: &crate::config::ParquetSettings,
+        wal_max_size: u64,
+    ) -> Result<Self, Error> {
         let compression = Compression::from_name(&settings.compression).ok_or_else(|| {
             Error::Config(format!(
                 "history.parquet.compression: unknown codec `{}` (use zstd, snappy or none)",
@@ -185,6 +195,7 @@ impl ParquetConfig {
             rotate: settings.rotate,
             compression,
             retention: settings.retention,
+            file_rows: (wal_max_size / 512).clamp(1, 1024 * 1024) as usize,
             ..Self::new(settings.dir.clone())
         })
     }
@@ -1041,6 +1052,25 @@ fn nullable<'a, T>(defs: &[i16], values: &'a [T]) -> Vec<Option<&'a T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_holds_back_a_small_part_of_the_wal_cap() {
+        let settings = crate::config::ParquetSettings {
+            dir: PathBuf::from("/var/lib/petra/history"),
+            rotate: Duration::from_secs(3600),
+            compression: "zstd".into(),
+            retention: None,
+        };
+        let rows = |cap: u64| {
+            ParquetConfig::from_settings(&settings, cap)
+                .unwrap()
+                .file_rows
+        };
+        assert_eq!(rows(1 << 30), 1024 * 1024, "the default 1 GiB: 1 Mi rows");
+        assert_eq!(rows(256 << 20), 512 * 1024);
+        // 8192 records of at most 70 bytes: 560 KiB, two open files under a third of 4 MiB.
+        assert_eq!(rows(4 << 20), 8192);
+    }
 
     #[test]
     fn dates_and_periods() {

@@ -23,6 +23,7 @@
 //! | `petra_driver_read_requests` | gauge | `driver` | read requests per full poll, as planned |
 //! | `petra_driver_points` | gauge | `driver` | points of the driver |
 //! | `petra_wal_bytes` | gauge | — | bytes of the history WAL |
+//! | `petra_wal_dropped_records_total` | counter | — | samples the WAL's size cap dropped before every sink had them |
 //! | `petra_history_rows_total` | counter | `sink`, `result` | rows stored (`ok`) or failed and retried (`error`) |
 //! | `petra_history_lag_rows` | gauge | `sink` | WAL rows the sink has not stored yet |
 //! | `petra_alarms_active` | gauge | `priority` | active alarms per priority (all four, 0 without alarms) |
@@ -227,6 +228,8 @@ impl Collector for AlarmMetrics {
 pub struct HistoryMetrics {
     /// Bytes of the WAL's segment files.
     pub wal_bytes: u64,
+    /// Records `history.wal.max_size` dropped before every sink had stored them.
+    pub wal_dropped: u64,
     pub sinks: Vec<HistorySink>,
 }
 
@@ -252,6 +255,13 @@ impl Collector for HistoryMetrics {
             MetricType::Gauge,
         )?
         .encode_gauge(&(self.wal_bytes as i64))?;
+        e.encode_descriptor(
+            "petra_wal_dropped_records",
+            "Samples the history WAL's size cap dropped before every sink had stored them.",
+            None,
+            MetricType::Counter,
+        )?
+        .encode_counter::<NoLabelSet, _, u64>(&self.wal_dropped, None)?;
         let mut metric = e.encode_descriptor(
             "petra_history_rows",
             "History rows handed to a sink, by result: ok (stored), error (failed, retried).",

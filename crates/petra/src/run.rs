@@ -381,7 +381,7 @@ fn start_history_here(
     let cfg = &cfg;
     let mut sinks: Vec<(Box<dyn petra_history::Sink>, Pace)> = Vec::new();
     if let Some(p) = &cfg.parquet {
-        let pc = petra_history::parquet::ParquetConfig::from_settings(p)
+        let pc = petra_history::parquet::ParquetConfig::from_settings(p, cfg.wal.max_size)
             .map_err(|e| anyhow!("history parquet: {e}"))?;
         let sink = petra_history::parquet::ParquetSink::open(pc)
             .map_err(|e| anyhow!("history parquet: {e}"))?;
@@ -999,6 +999,7 @@ fn history_query(
 fn history_metrics(m: &HistoryMetrics) -> petra_server::metrics::HistoryMetrics {
     petra_server::metrics::HistoryMetrics {
         wal_bytes: m.wal_bytes,
+        wal_dropped: m.wal_dropped,
         sinks: m
             .sinks
             .iter()
