@@ -172,7 +172,6 @@ pub fn run(path: &Path, opts: Options) -> anyhow::Result<()> {
     let result = runtime.block_on(async {
         live.start_io(retain_feed);
         live.start_drivers(driver_plans, driver_feeds);
-        release_freed_memory();
         let failed = CancellationToken::new();
         let http = match (api, listener) {
             (Some(api), Some(listener)) => {
@@ -642,7 +641,6 @@ impl Live {
                     .instrument(info_span!("status-line")),
             );
         }
-        tasks.spawn(trim_memory(cancel.clone()).instrument(info_span!("memory-trim")));
         if let Some(feed) = retain_feed {
             let notify = Arc::new(Notify::new());
             let n = notify.clone();
@@ -750,7 +748,6 @@ impl Live {
     /// reload leaves everything as it was.
     async fn reload(&mut self, why: &str) -> anyhow::Result<ReloadReport> {
         let result = self.try_reload().await;
-        release_freed_memory();
         match &result {
             Ok(r) => tracing::info!(
                 trigger = why,
@@ -911,39 +908,6 @@ fn alarm_plan(
         tasks: assign_tasks(&defs, program),
         defs,
         notify,
-    }
-}
-
-/// Hands freed heap back to the OS every [`TRIM_EVERY`]. The history's writers free large
-/// buffers when a Parquet file completes (every `rotate` period, or every million rows), and
-/// glibc keeps those pages in its arenas: the soak showed the RSS step up 12 MiB at an hour
-/// boundary and stay there. Trimming on a blocking thread, off the scan, keeps the RSS to what
-/// is in use.
-async fn trim_memory(cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(TRIM_EVERY);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {
-                let _ = tokio::task::spawn_blocking(release_freed_memory).await;
-            }
-        }
-    }
-}
-
-/// How often [`trim_memory`] runs.
-const TRIM_EVERY: Duration = Duration::from_secs(30);
-
-/// Gives the heap freed since start-up (or a reload) back to the OS. Loading a configuration
-/// builds a YAML tree several times the size of the file and frees it once compiled, but glibc
-/// keeps those pages while longer-lived allocations sit above them: for 100,000 points that
-/// was most of the resident memory of the whole run.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only works on the allocator's own free lists; it is thread-safe.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
@@ -1108,44 +1072,5 @@ impl RetainSaver {
                 Err(e) => tracing::warn!(error = %e, "retained-value saver failed"),
             }
         }
-    }
-}
-
-#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
-mod tests {
-    /// The process's resident set, from /proc (pages × page size).
-    fn rss_bytes() -> u64 {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
-    }
-
-    #[test]
-    fn release_freed_memory_gives_freed_heap_back_to_the_os() {
-        const MIB: u64 = 1 << 20;
-        // On a thread of its own (its own arena), 64 MiB in 4 KiB chunks, all freed but the
-        // last: that one sits above the others, so glibc cannot shrink the heap by itself and
-        // keeps the freed pages resident, which is what the history's writers leave behind.
-        let (before, after) = std::thread::spawn(|| {
-            let mut chunks: Vec<Box<[u8]>> = (0..16 * 1024)
-                .map(|_| vec![1u8; 4096].into_boxed_slice())
-                .collect();
-            let last = chunks.pop();
-            drop(chunks);
-            let before = rss_bytes();
-            super::release_freed_memory();
-            let after = rss_bytes();
-            drop(last);
-            (before, after)
-        })
-        .join()
-        .unwrap();
-        assert!(
-            before.saturating_sub(after) >= 32 * MIB,
-            "RSS {} MiB before the trim, {} MiB after: the freed 64 MiB stayed resident",
-            before / MIB,
-            after / MIB
-        );
     }
 }
