@@ -298,6 +298,40 @@ fn an_impossible_cpu_pin_is_a_clear_warning_not_a_failure() {
     assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
 }
 
+/// The binary allocates with jemalloc and its background threads (main.rs: they return freed
+/// pages to the OS while the thread that freed them is quiet); with glibc's malloc, or jemalloc
+/// without `background_thread:true`, there is no `jemalloc_bg_thd` thread.
+#[test]
+fn petra_runs_on_jemalloc_with_background_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        dir.path(),
+        "alloc.yaml",
+        "plant: alloc\n\
+         signals:\n\
+         \x20 - { name: a, type: bool, initial: true }\n\
+         \x20 - { name: b, type: bool }\n\
+         blocks:\n\
+         \x20 - { name: n, type: NOT, inputs: { in: a }, outputs: { out: b } }\n",
+    );
+    let mut p = run(&config, "100ms");
+    p.wait_for_line("b=false", DEFAULT_TIMEOUT);
+    let threads = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/task", p.pid()))
+            .map(|d| {
+                d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                    .map(|c| c.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until("a jemalloc background thread", DEFAULT_TIMEOUT, || {
+        threads().iter().any(|t| t == "jemalloc_bg_thd")
+    });
+    p.terminate();
+    assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
+}
+
 const TANK_V1: &str = "plant: reload
 signals:
   - { name: level, type: float, initial: 0.0 }
