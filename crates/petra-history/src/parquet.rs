@@ -1143,7 +1143,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let history = dir.path().join("history");
         let mut sink = ParquetSink::open(ParquetConfig::new(history.clone())).unwrap();
-        let rows: Vec<_> = (1..=100).map(|k| row(D + HOUR - 200 + k, k as u64)).collect();
+        let rows: Vec<_> = (1..=100)
+            .map(|k| row(D + HOUR - 200 + k, k as u64))
+            .collect();
         sink.write(&rows).unwrap();
         let buffers = sink.files[0].cols.ts.as_ptr();
         let capacity = sink.files[0].cols.capacity();
@@ -1155,7 +1157,11 @@ mod tests {
         assert_eq!(sink.files.len(), 2);
         let (old, new) = (&sink.files[0], &sink.files[1]);
         assert_eq!((old.start, new.start), (D, D + HOUR));
-        assert_eq!(new.cols.ts.as_ptr(), buffers, "the new period allocated new buffers");
+        assert_eq!(
+            new.cols.ts.as_ptr(),
+            buffers,
+            "the new period allocated new buffers"
+        );
         assert_eq!((new.cols.len(), new.cols.capacity()), (1, capacity));
         assert_eq!((old.cols.len(), old.cols.capacity()), (0, 0));
         // A straggler goes to the old file in small buffers of its own, which are freed when it

@@ -15,14 +15,18 @@ mod scenario;
 /// 11 % more CPU; jemalloc 43 MiB, flat, 7 % less CPU than glibc; mimalloc 80–90 MiB. Idle,
 /// jemalloc is within 1 MB of glibc (the quickstart: 25.4 against 24.4 MB) and holds 0.44 MB per
 /// 1,000 signals against 0.66. The cost is jemalloc's C build, about a minute once.
+///
+/// Unprefixed (`malloc` itself is jemalloc's): the C code linked in allocates from it too. The
+/// zstd contexts the Parquet writer creates for every column chunk otherwise came from glibc's
+/// arenas, which grew by steps the soak saw (docs/performance.md, "Allocator").
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read before `main`: background threads return freed pages to the OS
 /// after its decay time (10 s) even when the thread that freed them goes quiet — a
 /// configuration load frees a YAML tree several times the file, then the main thread idles.
-/// (`_RJEM_MALLOC_CONF` in the environment adds to or overrides this.)
-#[unsafe(export_name = "_rjem_malloc_conf")]
+/// (`MALLOC_CONF` in the environment adds to or overrides this.)
+#[unsafe(export_name = "malloc_conf")]
 static JEMALLOC_CONF: &[u8; 23] = b"background_thread:true\0";
 
 use clap::{Parser, Subcommand};

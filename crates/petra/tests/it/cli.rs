@@ -1,4 +1,4 @@
-use petra_test_support::{Child, DEFAULT_TIMEOUT, wait_until};
+use petra_test_support::{Child, DEFAULT_TIMEOUT, require, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -330,6 +330,29 @@ fn petra_runs_on_jemalloc_with_background_threads() {
     });
     p.terminate();
     assert!(p.wait_exit(DEFAULT_TIMEOUT).success());
+}
+
+/// jemalloc is `malloc` itself (main.rs): the C code linked in (zstd, under the Parquet writer)
+/// allocates from it, not from glibc's arenas. With the prefixed build the binary defines no
+/// `malloc` and takes glibc's.
+#[test]
+fn c_code_allocates_from_jemalloc_too() {
+    require("nm", "apt-get install -y binutils");
+    let out = Command::new("nm")
+        .args(["--dynamic", "--defined-only", env!("CARGO_BIN_EXE_petra")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "nm failed: {out:?}");
+    let defined: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    for f in ["malloc", "free", "calloc", "realloc"] {
+        assert!(
+            defined.iter().any(|d| d == f),
+            "the binary does not define `{f}`: C code allocates from glibc"
+        );
+    }
 }
 
 const TANK_V1: &str = "plant: reload
