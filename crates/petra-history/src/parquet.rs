@@ -1093,19 +1093,23 @@ fn nullable<'a, T>(defs: &[i16], values: &'a [T]) -> Vec<Option<&'a T>> {
 mod tests {
     use super::*;
 
+    /// A row of signal `a` whose value is its `seq`.
+    fn row(ts_ms: i64, seq: u64) -> crate::Row {
+        crate::Row {
+            signal: "a".into(),
+            ts_ms,
+            value: Some(seq as f64),
+            text: None,
+            quality: "good",
+            seq,
+        }
+    }
+
     #[test]
     fn a_period_end_leaves_one_set_of_column_buffers() {
         use crate::Sink;
         const HOUR: i64 = 3_600_000;
         const D: i64 = 1_796_342_400_000; // 2026-12-04T00:00:00Z
-        let row = |ts_ms: i64, seq: u64| crate::Row {
-            signal: "a".into(),
-            ts_ms,
-            value: Some(1.0),
-            text: None,
-            quality: "good",
-            seq,
-        };
         let dir = tempfile::tempdir().unwrap();
         let mut sink = ParquetSink::open(ParquetConfig {
             file_rows: 4,
@@ -1132,14 +1136,6 @@ mod tests {
         use crate::Sink;
         const HOUR: i64 = 3_600_000;
         const D: i64 = 1_796_342_400_000; // 2026-12-04T00:00:00Z
-        let row = |ts_ms: i64, seq: u64| crate::Row {
-            signal: "a".into(),
-            ts_ms,
-            value: Some(seq as f64),
-            text: None,
-            quality: "good",
-            seq,
-        };
         let dir = tempfile::tempdir().unwrap();
         let history = dir.path().join("history");
         let mut sink = ParquetSink::open(ParquetConfig::new(history.clone())).unwrap();
