@@ -467,8 +467,8 @@ pub struct ParquetSink {
     names: HashMap<Arc<str>, ByteArray>,
     qualities: [ByteArray; 3],
     /// The column buffers of the last closed file while no file is open, so the next file does
-    /// not allocate them again (at most one set).
-    spare: Vec<Columns>,
+    /// not allocate them again.
+    spare: Option<Columns>,
     last_retention: Option<Instant>,
     files_written: u64,
 }
@@ -507,7 +507,7 @@ impl ParquetSink {
             newest_ts: i64::MIN,
             names: HashMap::new(),
             qualities: QUALITIES.map(|q| ByteArray::from(Bytes::from_static(q.as_bytes()))),
-            spare: Vec::new(),
+            spare: None,
             last_retention: None,
             files_written: 0,
             cfg,
@@ -644,7 +644,7 @@ impl ParquetSink {
     /// allocated a second full set (about 12 MiB at 50,000 rows/s) for the grace time, and the
     /// soak's RSS crept with each one.
     fn columns_for(&mut self, start: i64) -> Result<Columns, Error> {
-        if let Some(cols) = self.spare.pop() {
+        if let Some(cols) = self.spare.take() {
             return Ok(cols);
         }
         let Some(prev) = self
@@ -675,9 +675,9 @@ impl ParquetSink {
         // otherwise keep a second set for good — about 12 MiB at 50,000 rows/s, the step the
         // soak saw at every first period end.
         let capacity = f.cols.capacity();
-        if self.spare.is_empty() && self.files.iter().all(|o| o.cols.capacity() < capacity) {
+        if self.spare.is_none() && self.files.iter().all(|o| o.cols.capacity() < capacity) {
             f.cols.clear();
-            self.spare.push(f.cols);
+            self.spare = Some(f.cols);
         }
         self.retention();
         Ok(())
@@ -1093,6 +1093,9 @@ fn nullable<'a, T>(defs: &[i16], values: &'a [T]) -> Vec<Option<&'a T>> {
 mod tests {
     use super::*;
 
+    const HOUR: i64 = 3_600_000;
+    const D: i64 = 1_796_342_400_000; // 2026-12-04T00:00:00Z
+
     /// A row of signal `a` whose value is its `seq`.
     fn row(ts_ms: i64, seq: u64) -> crate::Row {
         crate::Row {
@@ -1108,8 +1111,6 @@ mod tests {
     #[test]
     fn a_period_end_leaves_one_set_of_column_buffers() {
         use crate::Sink;
-        const HOUR: i64 = 3_600_000;
-        const D: i64 = 1_796_342_400_000; // 2026-12-04T00:00:00Z
         let dir = tempfile::tempdir().unwrap();
         let mut sink = ParquetSink::open(ParquetConfig {
             file_rows: 4,
@@ -1119,14 +1120,14 @@ mod tests {
         // A file that fills up hands its buffers to the next one.
         let rows: Vec<_> = (1..=5).map(|k| row(D + k, k as u64)).collect();
         sink.write(&rows).unwrap();
-        assert_eq!((sink.files.len(), sink.spare.len()), (1, 0));
+        assert_eq!((sink.files.len(), sink.spare.is_some()), (1, false));
         // The next hour's rows, past the grace: the old period's file closes beside the new one,
         // which has buffers of its own; the old ones are freed, not kept.
         sink.write(&[row(D + HOUR + 1, 6), row(D + HOUR + 120_000, 7)])
             .unwrap();
         assert_eq!(
-            (sink.files.len(), sink.spare.len()),
-            (1, 0),
+            (sink.files.len(), sink.spare.is_some()),
+            (1, false),
             "a second set of column buffers is kept after a period end"
         );
     }
@@ -1134,8 +1135,6 @@ mod tests {
     #[test]
     fn a_new_period_takes_the_column_buffers_of_the_previous_one() {
         use crate::Sink;
-        const HOUR: i64 = 3_600_000;
-        const D: i64 = 1_796_342_400_000; // 2026-12-04T00:00:00Z
         let dir = tempfile::tempdir().unwrap();
         let history = dir.path().join("history");
         let mut sink = ParquetSink::open(ParquetConfig::new(history.clone())).unwrap();
@@ -1164,10 +1163,10 @@ mod tests {
         // closes past the grace; the large set is not kept twice.
         sink.write(&[row(D + HOUR - 1, 102), row(D + HOUR + 120_000, 103)])
             .unwrap();
-        assert_eq!((sink.files.len(), sink.spare.len()), (1, 0));
+        assert_eq!((sink.files.len(), sink.spare.is_some()), (1, false));
         assert_eq!(sink.files[0].cols.ts.as_ptr(), buffers);
         sink.flush().unwrap();
-        assert_eq!(sink.spare.len(), 1);
+        assert!(sink.spare.is_some());
         // Every row is in the files, in its own period's file.
         let seqs = |from, to| -> Vec<u64> {
             query(&history, "a", from, to, 1000)

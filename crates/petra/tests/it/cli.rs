@@ -273,20 +273,23 @@ fn version_and_help_are_available() {
     }
 }
 
+/// A one-block plant (`b = NOT a`, printed as `b=false` once it runs), with `extra` lines
+/// (e.g. an `engine:` section) before its signals.
+fn not_plant(dir: &Path, extra: &str) -> PathBuf {
+    let yaml = format!(
+        "plant: not\n{extra}signals:\n\
+         \x20 - {{ name: a, type: bool, initial: true }}\n\
+         \x20 - {{ name: b, type: bool }}\n\
+         blocks:\n\
+         \x20 - {{ name: n, type: NOT, inputs: {{ in: a }}, outputs: {{ out: b }} }}\n"
+    );
+    config_file(dir, "not.yaml", &yaml)
+}
+
 #[test]
 fn an_impossible_cpu_pin_is_a_clear_warning_not_a_failure() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(
-        dir.path(),
-        "pin.yaml",
-        "plant: pin\n\
-         engine: { cpu: 4095 }\n\
-         signals:\n\
-         \x20 - { name: a, type: bool, initial: true }\n\
-         \x20 - { name: b, type: bool }\n\
-         blocks:\n\
-         \x20 - { name: n, type: NOT, inputs: { in: a }, outputs: { out: b } }\n",
-    );
+    let config = not_plant(dir.path(), "engine: { cpu: 4095 }\n");
     let mut p = run(&config, "100ms");
     let warning = p.wait_for_line("could not pin the scan thread", DEFAULT_TIMEOUT);
     assert!(
@@ -304,16 +307,7 @@ fn an_impossible_cpu_pin_is_a_clear_warning_not_a_failure() {
 #[test]
 fn petra_runs_on_jemalloc_with_background_threads() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(
-        dir.path(),
-        "alloc.yaml",
-        "plant: alloc\n\
-         signals:\n\
-         \x20 - { name: a, type: bool, initial: true }\n\
-         \x20 - { name: b, type: bool }\n\
-         blocks:\n\
-         \x20 - { name: n, type: NOT, inputs: { in: a }, outputs: { out: b } }\n",
-    );
+    let config = not_plant(dir.path(), "");
     let mut p = run(&config, "100ms");
     p.wait_for_line("b=false", DEFAULT_TIMEOUT);
     let threads = || -> Vec<String> {
